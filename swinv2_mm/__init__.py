@@ -1,0 +1,11 @@
+"""Swin Transformer V2 for MMDetection, MMSegmentation and MMAction2."""
+from .checkpoint import convert_state_dict, load_pretrained
+from .compat import install_mmaction_drn_shim
+from .models import SwinTransformerV2
+from .registry import register_all
+
+__version__ = '0.1.0'
+__all__ = ['SwinTransformerV2', 'convert_state_dict', 'load_pretrained']
+
+install_mmaction_drn_shim()
+register_all()

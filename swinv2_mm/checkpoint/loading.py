@@ -1,0 +1,103 @@
+"""Reading checkpoint files and loading them into a swinv2_mm backbone."""
+import os
+import re
+from typing import Dict, Mapping, Optional, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from .convert import convert_state_dict
+
+_OUT_NORM = re.compile(r'^norm\d+\.')
+
+
+def read_checkpoint(path: str) -> Mapping:
+    """Reads a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file or a URL, tensors only.
+
+    Local pickles are read with ``weights_only=True``: loading weights never runs code.
+    """
+    if '://' in path:
+        from mmengine.runner.checkpoint import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint: {path!r} does not exist; check init_cfg.checkpoint '
+                                f'(or the path given on the command line)')
+    try:
+        if path.endswith('.safetensors'):
+            from safetensors.torch import load_file
+            return load_file(path, device='cpu')
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch / safetensors raise many types for a bad file
+        raise ValueError(f'checkpoint: {path!r} is not a readable checkpoint (truncated, or not a '
+                         f'torch or safetensors file): {type(err).__name__}: {err}') from err
+
+
+def _shape(t: Optional[torch.Tensor]) -> str:
+    return 'absent' if t is None else str(tuple(t.shape))
+
+
+def check_fits(model_sd: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor]) -> None:
+    """Raises ValueError naming the first key whose presence or shape differs.
+
+    Output norms ``norm{i}`` may be absent on either side: ImageNet checkpoints hold only
+    the last one, and a model need not output every stage.
+    """
+    # model order first (patch embedding, stages, norms), then keys only the checkpoint has
+    for key in list(model_sd) + sorted(set(sd) - set(model_sd), key=_natural_key):
+        a, b = sd.get(key), model_sd.get(key)
+        if (a is None or b is None) and _OUT_NORM.match(key):
+            continue
+        if a is None or b is None or a.shape != b.shape:
+            raise ValueError(
+                f'checkpoint does not fit this architecture: {key} is {_shape(a)} in the '
+                f'checkpoint but {_shape(b)} in the model (check arch, depths, num_heads, '
+                f'in_channels and patch_size)')
+
+
+def _natural_key(key: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', key)]
+
+
+def load_pretrained(model: nn.Module, checkpoint: Union[str, Mapping],
+                    prefix: Optional[str] = None) -> Dict[str, list]:
+    """Loads SwinV2 weights of any known layout into ``model`` at its own window sizes.
+
+    Returns the keys that were not loaded (``missing``) and ignored (``unexpected``).
+    """
+    source = checkpoint if isinstance(checkpoint, str) else 'a state dict'
+    ckpt = read_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
+    if prefix:
+        from .convert import unwrap_state_dict
+        ckpt = {k[len(prefix):]: v for k, v in unwrap_state_dict(ckpt).items()
+                if k.startswith(prefix)}
+        if not ckpt:
+            raise ValueError(f'checkpoint: no key of {source!r} starts with prefix {prefix!r}')
+    sd = convert_state_dict(ckpt)
+    model_sd = model.state_dict()
+    check_fits(model_sd, sd)
+    missing = sorted(k for k in model_sd if k not in sd)
+    unexpected = sorted(k for k in sd if k not in model_sd)
+    model.load_state_dict({k: v for k, v in sd.items() if k in model_sd}, strict=False)
+
+    def names(keys):
+        return sorted({k.rsplit('.', 1)[0] for k in keys}) or 'none'
+
+    print_log(f'swinv2_mm: loaded {len(sd) - len(unexpected)} tensors from {source}; '
+              f'kept initialised (not in checkpoint): {names(missing)}; '
+              f'ignored (not in model): {names(unexpected)}', logger='current')
+    return dict(missing=missing, unexpected=unexpected)
+
+
+def convert_file(src: str, dst: str) -> Dict[str, torch.Tensor]:
+    """Converts a checkpoint file offline; writes ``.safetensors`` or a ``.pth`` state dict."""
+    sd = {k: v.contiguous() for k, v in convert_state_dict(read_checkpoint(src)).items()}
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    tmp = dst + '.tmp'
+    if dst.endswith('.safetensors'):
+        from safetensors.torch import save_file
+        save_file(sd, tmp, metadata={'format': 'pt', 'layout': 'swinv2_mm'})
+    else:
+        torch.save({'state_dict': sd, 'meta': {'layout': 'swinv2_mm'}}, tmp)
+    os.replace(tmp, dst)
+    return sd

@@ -1,0 +1,241 @@
+"""SwinV2 backbone for MMDetection, MMSegmentation and MMAction2."""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+from .blocks import SwinV2Block, SwinV2Stage
+
+ARCH_ZOO: Dict[str, dict] = {
+    'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+    'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+    'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
+    'huge': dict(embed_dims=352, depths=(2, 2, 18, 2), num_heads=(8, 16, 32, 64),
+                 extra_norm_every_n_blocks=6),
+    'giant': dict(embed_dims=512, depths=(2, 2, 42, 4), num_heads=(16, 32, 64, 128),
+                  extra_norm_every_n_blocks=6),
+}
+ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large', 'h': 'huge', 'g': 'giant'}
+ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+
+
+def resolve_arch(arch: Union[str, dict]) -> dict:
+    """Arch name (or alias) or dict -> dict with embed_dims, depths, num_heads, extra norm."""
+    if isinstance(arch, str):
+        name = ARCH_ALIASES.get(arch.lower(), arch.lower())
+        if name not in ARCH_ZOO:
+            raise ValueError(f'arch: unknown name {arch!r}; choose one of {sorted(ARCH_ZOO)} '
+                             f'or pass a dict with keys {ARCH_KEYS}')
+        return dict(ARCH_ZOO[name])
+    if not isinstance(arch, dict) or not set(ARCH_KEYS) <= set(arch):
+        raise ValueError(f'arch: a custom arch must be a dict with keys {ARCH_KEYS}, got {arch!r}')
+    extra = set(arch) - set(ARCH_KEYS) - {'extra_norm_every_n_blocks'}
+    if extra:
+        raise ValueError(f'arch: unknown keys {sorted(extra)}; allowed {ARCH_KEYS}')
+    arch = dict(arch)
+    if len(arch['depths']) != len(arch['num_heads']):
+        raise ValueError(f'arch: depths {arch["depths"]} and num_heads {arch["num_heads"]} '
+                         f'must have one value per stage')
+    return arch
+
+
+def per_stage(value, num_stages: int, name: str, num_axes: int = 2) -> List[Tuple[int, ...]]:
+    """An int, a per-axis tuple or a per-stage list -> one per-axis tuple per stage."""
+    def axes(v):
+        t = (v,) * num_axes if isinstance(v, int) else tuple(v)
+        if len(t) != num_axes or not all(isinstance(i, int) for i in t):
+            raise ValueError(f'{name}: expected an int or {num_axes} ints per stage, got {v!r}')
+        return t
+
+    if isinstance(value, int):
+        return [axes(value)] * num_stages
+    if (isinstance(value, tuple) and len(value) == num_axes != num_stages
+            and all(isinstance(v, int) for v in value)):
+        return [axes(value)] * num_stages  # a tuple: one per-axis window for every stage
+    value = list(value)  # a list: one entry per stage
+    if len(value) != num_stages:
+        raise ValueError(f'{name}: expected an int or a list of {num_stages} values (one per '
+                         f'stage 0..{num_stages - 1}), got {len(value)}: {value!r}')
+    return [axes(v) for v in value]
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches -> tokens: Conv(p, stride p) + LN; pads to whole patches."""
+
+    def __init__(self, in_channels: int, dim: int, patch_size: Sequence[int]):
+        super().__init__()
+        self.patch_size = tuple(patch_size)
+        conv = nn.Conv2d if len(self.patch_size) == 2 else nn.Conv3d
+        self.proj = conv(in_channels, dim, self.patch_size, stride=self.patch_size)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, *S) -> (B, *S / p, C), channel-last."""
+        size = x.shape[2:]
+        if any(s < p for s, p in zip(size, self.patch_size)):
+            raise ValueError(f'input: spatial size {tuple(size)} is smaller than one patch '
+                             f'{self.patch_size}; inputs must be at least one patch on every axis')
+        pads = []
+        for s, p in zip(reversed(size), reversed(self.patch_size)):
+            pads += [0, -s % p]
+        if any(pads):
+            x = F.pad(x, pads)
+        x = self.proj(x)
+        return self.norm(x.movedim(1, -1))
+
+
+class PatchMerging(nn.Module):
+    """V2 patch merging: concat 2x2 neighbours [(0,0),(1,0),(0,1),(1,1)] -> Linear(4C, 2C) -> LN."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(2 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C); odd sizes are zero-padded."""
+        b, h, w, c = x.shape
+        if h % 2 or w % 2:
+            x = F.pad(x, [0, 0, 0, w % 2, 0, h % 2])
+            h, w = h + h % 2, w + w % 2
+        # (B, H/2, dh, W/2, dw, C) -> (B, H/2, W/2, dw, dh, C): neighbour index dw * 2 + dh
+        x = x.view(b, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h // 2, w // 2, 4 * c)
+        return self.norm(self.reduction(x))
+
+
+class SwinTransformerV2(BaseModule):
+    """Swin Transformer V2 backbone (stages 0..3) with window-size-free log-CPB.
+
+    Args:
+        arch: 'tiny', 'small', 'base', 'large', 'huge', 'giant' (or t/s/b/l/h/g), or a
+            dict with ``embed_dims``, ``depths``, ``num_heads`` (and optionally
+            ``extra_norm_every_n_blocks``).
+        window_size: an int or one int per stage. A stage whose map is not larger than
+            its window along an axis uses the map size there, without shift.
+        pretrained_window_sizes: windows the weights were pretrained at, per stage
+            (0: the stage's own window); they set the log-CPB coordinate normalisation.
+        out_indices: stages whose features (before downsampling, each through its own
+            LN) are returned as NCHW maps at strides 4, 8, 16, 32.
+        frozen_stages: -1 nothing; 0 the patch embedding; k >= 1 also stages 0..k-1
+            with the patch merging after each and their output norms.
+        norm_eval: keep every normalisation layer in eval mode while training.
+        with_cp: activation checkpointing of every block.
+        fused_attn: scaled_dot_product_attention (True) or the explicit reference path.
+        extra_norm_every_n_blocks: extra LN on the main branch after every n-th block of
+            a stage (default 6 for huge and giant, 0 otherwise).
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'tiny', in_channels: int = 3, patch_size: int = 4,
+                 window_size: Union[int, Sequence[int]] = 8,
+                 pretrained_window_sizes: Union[int, Sequence[int]] = 0,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, fused_attn: bool = True,
+                 extra_norm_every_n_blocks: Optional[int] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        arch = resolve_arch(arch)
+        self.embed_dims = arch['embed_dims']
+        depths, heads = list(arch['depths']), list(arch['num_heads'])
+        self.num_stages = len(depths)
+        if extra_norm_every_n_blocks is None:
+            extra_norm_every_n_blocks = arch.get('extra_norm_every_n_blocks', 0)
+        self.window_sizes = per_stage(window_size, self.num_stages, 'window_size')
+        self.pretrained_window_sizes = per_stage(pretrained_window_sizes, self.num_stages,
+                                                 'pretrained_window_sizes')
+        if any(w < 1 for ws in self.window_sizes for w in ws):
+            raise ValueError(f'window_size: every window must be >= 1, got {window_size!r}')
+        self.out_indices = tuple(out_indices)
+        for i in self.out_indices:
+            if not 0 <= i < self.num_stages:
+                raise ValueError(f'out_indices: {i} is out of range; stages are numbered '
+                                 f'0..{self.num_stages - 1}')
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages: {frozen_stages} is out of range -1..{self.num_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.num_features = [self.embed_dims * 2 ** i for i in range(self.num_stages)]
+        for i, (dim, h) in enumerate(zip(self.num_features, heads)):
+            if h < 1 or dim % h:
+                raise ValueError(f'num_heads: stage {i} has {dim} channels, which {h} heads do '
+                                 f'not divide; use a head count that divides {dim}')
+
+        self.patch_embed = PatchEmbed(in_channels, self.embed_dims, (patch_size, patch_size))
+        self.drop_after_pos = nn.Dropout(drop_rate)
+        total = sum(depths)
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]  # linear decay rule
+        self.stages = nn.ModuleList()
+        for i, dim in enumerate(self.num_features):
+            self.stages.append(SwinV2Stage(
+                dim, depths[i], heads[i], self.window_sizes[i], self.pretrained_window_sizes[i],
+                drop_path=rates[sum(depths[:i]):sum(depths[:i + 1])],
+                extra_norm_every_n_blocks=extra_norm_every_n_blocks,
+                downsample=PatchMerging(dim) if i < self.num_stages - 1 else None,
+                with_cp=with_cp, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                attn_drop=attn_drop_rate, fused_attn=fused_attn))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+        self.apply(_init_official)
+        for m in self.modules():
+            if isinstance(m, SwinV2Block):  # post-norms start at zero: every block is identity
+                for norm in (m.norm1, m.norm2):
+                    nn.init.zeros_(norm.weight)
+                    nn.init.zeros_(norm.bias)
+        self._freeze_stages()
+
+    def init_weights(self):
+        """Loads ``init_cfg=dict(type='Pretrained', checkpoint=...)`` through the converter."""
+        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
+            from ..checkpoint import load_pretrained
+            load_pretrained(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed]
+        for i in range(self.frozen_stages):
+            frozen.append(self.stages[i])
+            if hasattr(self, f'norm{i}'):
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(B, C, H, W) -> tuple of NCHW maps for ``out_indices``."""
+        x = self.drop_after_pos(self.patch_embed(x))  # (B, H/4, W/4, C)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            out, x = stage(x)  # out: (B, H_i, W_i, C_i)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2).contiguous())
+        return tuple(outs)
+
+
+def _init_official(m: nn.Module):
+    """Official SwinV2 init: trunc-normal(0.02) Linear weights, zero biases, LN 1 / 0."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

@@ -1,0 +1,8 @@
+"""Every test starts from the same torch seed."""
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,60 @@
+"""SwinTransformerV2 builds by type= from every toolbox scope, without shadowing mmpretrain."""
+import importlib
+
+import pytest
+import torch
+
+import swinv2_mm
+from swinv2_mm import SwinTransformerV2
+
+CFG = dict(type='SwinTransformerV2', arch=dict(embed_dims=32, depths=(2, 2, 2, 2),
+                                                num_heads=(2, 4, 4, 8)),
+           window_size=[8, 8, 8, 4], out_indices=(1, 2, 3))
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmaction'])
+def test_builds_in_toolbox_scope(scope):
+    pytest.importorskip(f'{scope}.registry')
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(CFG)
+    assert type(model) is SwinTransformerV2
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 96))
+    assert [tuple(o.shape) for o in outs] == [(1, 64, 8, 12), (1, 128, 4, 6), (1, 256, 2, 3)]
+
+
+def test_builds_from_a_full_detector_config():
+    pytest.importorskip('mmdet.models')
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+    cfg = dict(type='RetinaNet',
+               data_preprocessor=dict(type='DetDataPreprocessor'),
+               backbone=CFG,
+               neck=dict(type='FPN', in_channels=[64, 128, 256], out_channels=32, num_outs=3),
+               bbox_head=dict(type='RetinaHead', num_classes=3, in_channels=32, feat_channels=32,
+                              anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                                                    scales_per_octave=1, ratios=[1.0],
+                                                    strides=[8, 16, 32]),
+                              bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+                              loss_cls=dict(type='FocalLoss', use_sigmoid=True),
+                              loss_bbox=dict(type='L1Loss')))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = MODELS.build(cfg)
+    assert isinstance(detector.backbone, SwinTransformerV2)
+    with torch.no_grad():
+        feats = detector.extract_feat(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == [32, 32, 32]
+
+
+def test_mmpretrain_keeps_its_own_class():
+    pytest.importorskip('mmpretrain.models')
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        cls = MODELS.get('SwinTransformerV2')
+    assert cls is not SwinTransformerV2 and cls.__module__.startswith('mmpretrain.')
+    swinv2_mm.register_all()  # idempotent, still not shadowing
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        assert MODELS.get('SwinTransformerV2') is cls
