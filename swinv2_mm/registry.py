@@ -1,18 +1,20 @@
-"""Registers swinv2_mm's backbones where every OpenMMLab toolbox finds them.
+"""Registers swinv2_mm's backbones (and optimizer constructor) where every OpenMMLab toolbox finds them.
 
 They go into mmengine's root MODELS registry: the registries of mmdet, mmseg and
 mmaction2 are its children and fall back to it for names they lack, so
 ``dict(type='SwinTransformerV2')`` builds ours there. mmpretrain has its own class of
 that name in its own registry, which it keeps finding first: nothing is shadowed.
 """
-from mmengine.registry import MODELS
+from mmengine.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
+from .engine import ZeroWhenDistributedConstructor
 from .models import SwinTransformerV2
 
 
 def register_all() -> None:
-    """Idempotent registration of every swinv2_mm backbone."""
-    for cls in (SwinTransformerV2,):
-        current = MODELS.module_dict.get(cls.__name__)
+    """Idempotent registration of every swinv2_mm backbone and training helper."""
+    for registry, cls in ((MODELS, SwinTransformerV2),
+                          (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor)):
+        current = registry.module_dict.get(cls.__name__)
         if current is None or current.__module__.startswith('swinv2_mm.'):  # absent or ours
-            MODELS.register_module(module=cls, force=True)
+            registry.register_module(module=cls, force=True)

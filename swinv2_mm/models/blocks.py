@@ -118,7 +118,7 @@ class SwinV2Stage(nn.Module):
         plans = self.window_plan(x.shape[1:-1], x.device)
         for i, block in enumerate(self.blocks):
             window, shift, mask = plans[i % 2]
-            if self.with_cp and x.requires_grad:
+            if self.with_cp and torch.is_grad_enabled():
                 x = cp.checkpoint(block, x, window, shift, mask, use_reentrant=False)
             else:
                 x = block(x, window, shift, mask)

@@ -1,0 +1,175 @@
+"""What tools/train.py and tools/test.py do, for detection, segmentation and video configs."""
+import os
+import os.path as osp
+from typing import Iterator, Optional, Tuple
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+
+# what each tool reads: training also validates
+PHASE_DATALOADERS = {'train': ('train_dataloader', 'val_dataloader'), 'test': ('test_dataloader',)}
+PHASE_EVALUATORS = {'train': ('val_evaluator',), 'test': ('test_evaluator',)}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A dataset, annotation file or image folder a config names does not exist."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Reads a config (importing its ``custom_imports``), applies overrides and a work dir."""
+    import swinv2_mm  # noqa: F401  (registers the backbones before any config is built)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config: {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    if launcher != 'none' and not torch.cuda.is_available():
+        cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
+        cfg.env_cfg.dist_cfg.backend = 'gloo'  # NCCL needs GPUs
+    return cfg
+
+
+def enable_amp(cfg: Config) -> str:
+    """Mixed precision: bfloat16 where the GPU supports it, else float16 with loss scaling.
+
+    fp16 overflow in attention is the known Swin failure, hence bf16 first. On a machine
+    without a GPU this refuses: mmengine's AmpOptimWrapper runs only on accelerators and
+    mmcv's CPU RoI ops have no bfloat16 kernels.
+    """
+    if not torch.cuda.is_available():
+        raise RuntimeError('--amp needs a GPU: mmengine\'s AmpOptimWrapper runs only on '
+                           'accelerators, and mmcv\'s CPU RoIAlign/NMS have no bfloat16 kernels. '
+                           'Train in fp32 on the CPU (drop --amp).')
+    dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = dtype
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    return dtype
+
+
+def set_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``--resume`` alone resumes from the work dir's last checkpoint, or from the path given."""
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
+
+
+def _dataset_cfgs(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
+    """Every leaf dataset config under a dataloader, unwrapping dataset wrappers."""
+    stack = [(f'{key}.dataset', cfg)]
+    while stack:
+        name, ds = stack.pop()
+        if 'datasets' in ds:
+            stack += [(f'{name}.datasets[{i}]', d) for i, d in enumerate(ds['datasets'])]
+        elif 'dataset' in ds:
+            stack.append((f'{name}.dataset', ds['dataset']))
+        else:
+            yield name, ds
+
+
+def _generates_its_data(dataset_type, scope: Optional[str]) -> bool:
+    """Datasets that create their files on first use (the embedded demos) are not checked."""
+    if not isinstance(dataset_type, str):
+        return bool(getattr(dataset_type, 'GENERATES_DATA', False))
+    from mmengine.registry import DATASETS, DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        with DATASETS.switch_scope_and_registry(scope) as registry:
+            cls = registry.get(dataset_type)
+    return bool(getattr(cls, 'GENERATES_DATA', False))
+
+
+def _is_local(path) -> bool:
+    return isinstance(path, str) and bool(path) and '://' not in path
+
+
+def check_data_paths(cfg: Config, phase: str) -> None:
+    """Raises DataNotFoundError, before any model is built, for a data root, annotation file,
+    image/video folder or evaluator annotation file of ``phase`` that does not exist."""
+    scope = cfg.get('default_scope')
+    for key in PHASE_DATALOADERS[phase]:
+        loader = cfg.get(key)
+        if not loader or 'dataset' not in loader:
+            continue
+        for name, ds in _dataset_cfgs(loader['dataset'], key):
+            if _generates_its_data(ds.get('type'), scope):
+                continue
+            root = ds.get('data_root') or ''
+            if _is_local(root) and not osp.isdir(root):
+                raise DataNotFoundError(_missing_message(f'{name}.data_root', root, cfg))
+            ann = ds.get('ann_file')
+            if _is_local(ann) and not osp.isfile(osp.join(root, ann)):
+                raise DataNotFoundError(_missing_message(f'{name}.ann_file', osp.join(root, ann), cfg))
+            for field, prefix in (ds.get('data_prefix') or {}).items():
+                path = osp.join(root, prefix) if _is_local(prefix) else None
+                if path and not osp.exists(path):
+                    raise DataNotFoundError(_missing_message(f'{name}.data_prefix.{field}', path, cfg))
+    for key in PHASE_EVALUATORS[phase]:
+        evaluators = cfg.get(key) or []
+        for i, ev in enumerate(evaluators if isinstance(evaluators, list) else [evaluators]):
+            ann = ev.get('ann_file') if isinstance(ev, dict) else None
+            if _is_local(ann) and not osp.isfile(ann):
+                raise DataNotFoundError(_missing_message(f'{key}.ann_file', ann, cfg))
+
+
+def _missing_message(key: str, path: str, cfg: Config) -> str:
+    layout = {
+        'mmdet': "COCO as mmdet lays it out: data/coco/{annotations/instances_train2017.json, "
+                 "annotations/instances_val2017.json, train2017/, val2017/}",
+        'mmseg': "ADE20K as mmseg lays it out: data/ade/ADEChallengeData2016/{images,annotations}/"
+                 "{training,validation}/",
+        'mmaction': "Kinetics-400 as mmaction2 lays it out: data/kinetics400/{videos_train, "
+                    "videos_val, kinetics400_train_list_videos.txt, ...}",
+    }.get(cfg.get('default_scope'), 'the dataset')
+    return (f'dataset not found: {key} = {path!r} does not exist (from {os.getcwd()}). '
+            f'Expected {layout}. Put the data there (a symlink works) or point the config '
+            f'elsewhere: --cfg-options train_dataloader.dataset.data_root=DIR/ '
+            f'val_dataloader.dataset.data_root=DIR/ test_dataloader.dataset.data_root=DIR/ '
+            f'(and val_evaluator.ann_file / test_evaluator.ann_file where the config sets them)')
+
+
+def enable_show_dir(cfg: Config, show_dir: Optional[str], show: bool = False,
+                    wait_time: float = 2.0) -> None:
+    """Makes the toolbox's own visualisation hook draw predictions while testing."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir/--show: this config has no default_hooks.visualization')
+    hook['draw'] = True
+    hook['show'] = show
+    hook['wait_time'] = wait_time
+    if show_dir is None:
+        return
+    show_dir = osp.abspath(show_dir)
+    if hook['type'] == 'DetVisualizationHook':
+        hook['test_out_dir'] = show_dir
+    elif hook['type'] == 'SegVisualizationHook':
+        cfg.visualizer['save_dir'] = show_dir
+    else:
+        raise ValueError(f'--show-dir: unsupported visualization hook {hook["type"]}; '
+                         f'detection and segmentation configs are supported')
+
+
+def make_runner(cfg: Config):
+    """Builds the runner the config asks for (``runner_type``) or mmengine's Runner."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def add_common_args(parser) -> None:
+    """The flags mmdet users know, shared by tools/train.py and tools/test.py."""
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value (e.g. '
+                             'model.backbone.window_size=24)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (torchrun uses pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

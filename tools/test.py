@@ -1,0 +1,44 @@
+"""Evaluates a checkpoint of a detection, segmentation or video config.
+
+    python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--cfg-options model.backbone.window_size=24]
+"""
+import argparse
+import os
+
+from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_data_paths,
+                              enable_show_dir, load_config, make_runner)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument('--show', action='store_true', help='show predictions in a window')
+    parser.add_argument('--show-dir', help='save pictures of the predictions in this folder')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown picture')
+    add_common_args(parser)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+        check_data_paths(cfg, 'test')
+        if args.show or args.show_dir:
+            enable_show_dir(cfg, args.show_dir, args.show, args.wait_time)
+    except (DataNotFoundError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(f'error: {err}')
+    cfg.load_from = args.checkpoint
+    runner = make_runner(cfg)
+    if args.out:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,43 @@
+"""Trains a detection, segmentation or video config (mmdet / mmseg / mmaction2 scope).
+
+    python tools/train.py configs/cascade_swinv2_g_coco.py [--work-dir DIR] [--amp] [--resume]
+"""
+import argparse
+import os
+
+from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_data_paths, enable_amp,
+                              load_config, make_runner, set_resume)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: bfloat16 where the GPU supports it, else float16')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate with the total batch size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the last checkpoint in the work dir, or from a path')
+    add_common_args(parser)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+        check_data_paths(cfg, 'train')
+        if args.amp:
+            enable_amp(cfg)
+    except (DataNotFoundError, RuntimeError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(f'error: {err}')
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    set_resume(cfg, args.resume)
+    make_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
