@@ -1,7 +1,6 @@
 # Cascade Mask R-CNN, SwinV2-S backbone, COCO, 3x schedule with multi-scale crop.
-# Starts from the official swinv2_small_patch4_window16_256 weights (ImageNet-1K, 256 px, window
-# 16).
-# pretrained_window_sizes are the windows those weights were trained at; detection runs at window 16.
+# Starts from the official swinv2_small_patch4_window16_256.pth (ImageNet-1K, 256 px, window 16);
+# pretrained_window_sizes are the windows those weights ran at; detection runs at window 16.
 _base_ = './_base_/cascade_swinv2_coco.py'
 
 pretrained = 'https://github.com/SwinTransformer/storage/releases/download/v2.0.0/swinv2_small_patch4_window16_256.pth'

@@ -150,6 +150,7 @@ def enable_show_dir(cfg: Config, show_dir: Optional[str], show: bool = False,
         hook['test_out_dir'] = show_dir
     elif hook['type'] == 'SegVisualizationHook':
         cfg.visualizer['save_dir'] = show_dir
+        hook['interval'] = 1  # mmseg's hook would draw only every 50th test batch
     else:
         raise ValueError(f'--show-dir: unsupported visualization hook {hook["type"]}; '
                          f'detection and segmentation configs are supported')

@@ -23,6 +23,12 @@ def test_loss_and_predict_on_a_small_batch(tmp_path):
     batch = model.data_preprocessor(dict(inputs=[it['inputs'] for it in items],
                                          data_samples=[it['data_samples'] for it in items]),
                                     training=True)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        val_set = DATASETS.build(dict(cfg.val_dataloader.dataset, data_root=str(tmp_path),
+                                      generate=data['generate']))
+    val_items = [val_set[i] for i in range(2)]
+    val_batch = model.data_preprocessor(dict(inputs=[it['inputs'] for it in val_items],
+                                             data_samples=[it['data_samples'] for it in val_items]))
     model.train()
     losses = model.loss(batch['inputs'], batch['data_samples'])
     assert {'loss_rpn_cls', 's0.loss_cls', 's2.loss_bbox', 's2.loss_mask'} <= set(losses)
@@ -33,7 +39,7 @@ def test_loss_and_predict_on_a_small_batch(tmp_path):
     assert model.backbone.stages[0].blocks[0].attn.qkv.weight.grad is not None
     model.eval()
     with torch.no_grad():
-        preds = model.predict(batch['inputs'], batch['data_samples'])
+        preds = model.predict(val_batch['inputs'], val_batch['data_samples'])
     assert len(preds) == 2
     for pred in preds:
         inst = pred.pred_instances

@@ -5,6 +5,7 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    './swinv2_optim.py',
 ]
 custom_imports = dict(imports=['swinv2_mm'], allow_failed_imports=False)
 
@@ -65,14 +66,6 @@ optim_wrapper = dict(
     type='OptimWrapper',
     constructor='ZeroWhenDistributedConstructor',
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        custom_keys={
-            'cpb_mlp': dict(decay_mult=0.0),
-            'logit_scale': dict(decay_mult=0.0),
-            'q_bias': dict(decay_mult=0.0),
-            'v_bias': dict(decay_mult=0.0),
-        }))
+    paramwise_cfg={{_base_.swinv2_paramwise_cfg}})
 # 16 images per step (8 GPUs x 2), as mmdet's configs; --auto-scale-lr scales from it
 auto_scale_lr = dict(enable=False, base_batch_size=16)

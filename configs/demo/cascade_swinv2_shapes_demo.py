@@ -1,8 +1,9 @@
 # The embedded default: the COCO recipe of cascade_swinv2_t_coco.py on a generated
-# shapes dataset (swinv2_mm.datasets), with a small SwinV2 and slim RoI heads so that it
+# shapes dataset (swinv2_mm.datasets.shapes_coco), with a small SwinV2 and slim RoI heads so that it
 # trains on 2 CPU cores. Iteration-based, so that --resume continues exactly.
 _base_ = '../cascade_swinv2_t_coco.py'
-custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.datasets.shapes_coco'],
+                      allow_failed_imports=False)
 
 num_classes = 4
 channels = 64

@@ -1,6 +1,3 @@
-"""Generated datasets for quick end-to-end training checks (imported on purpose only)."""
-from .shapes_coco import (CLASSES, ShapesCocoDataset, ShapesCocoMetric, default_data_root,
-                          generate_shapes_coco)
-
-__all__ = ['CLASSES', 'ShapesCocoDataset', 'ShapesCocoMetric', 'default_data_root',
-           'generate_shapes_coco']
+"""Generated datasets for end-to-end training checks, imported on purpose by demo configs:
+``swinv2_mm.datasets.shapes_coco`` (mmdet, COCO layout) and ``swinv2_mm.datasets.shapes_ade``
+(mmseg, ADE20K layout). This package itself imports no toolbox."""

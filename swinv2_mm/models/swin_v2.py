@@ -1,5 +1,4 @@
 """SwinV2 backbone for MMDetection, MMSegmentation and MMAction2."""
-import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch

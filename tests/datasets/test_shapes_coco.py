@@ -11,7 +11,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from swinv2_mm.datasets import CLASSES, ShapesCocoDataset, generate_shapes_coco
+from swinv2_mm.datasets.shapes_coco import CLASSES, ShapesCocoDataset, generate_shapes_coco
 from swinv2_mm.datasets import shapes_coco
 from swinv2_mm.datasets.shapes_coco import image_rng, render_image
 

@@ -79,7 +79,7 @@ def test_test_tool_with_a_larger_window(trained, env, tmp_path):
 def test_det_inferencer_with_shipped_config(trained, env):
     from mmdet.apis import DetInferencer
     import swinv2_mm  # noqa: F401
-    from swinv2_mm.datasets import generate_shapes_coco
+    from swinv2_mm.datasets.shapes_coco import generate_shapes_coco
     os.environ['SWINV2_MM_DATA'] = env['SWINV2_MM_DATA']
     try:
         inferencer = DetInferencer(model=DEMO, weights=os.path.join(str(trained), f'iter_{ITERS}.pth'),
