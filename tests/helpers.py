@@ -1,8 +1,15 @@
-"""Shared test helpers: random non-trivial weights."""
+"""Shared test helpers: random non-trivial weights, models built in a scope, tool runs."""
+import glob
+import json
 import math
+import os
+import subprocess
+import sys
 
 import torch
 import torch.nn as nn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -22,3 +29,39 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.float() - b.float()).abs().max().item()
+
+
+def build_in_scope(model_cfg, scope: str, device: str = 'cpu') -> nn.Module:
+    """Builds a model config with the registries of ``scope`` ('mmdet', 'mmseg', ...)."""
+    import importlib
+    from mmengine.registry import DefaultScope
+    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope), torch.device(device):
+        return registry.build(model_cfg)
+
+
+def run_tool(args, env, cwd, check=True):
+    """Runs ``python -W ignore ARGS`` as a user would; raises with its output if it fails."""
+    out = subprocess.run([sys.executable, '-W', 'ignore'] + args, cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=900)
+    if check and out.returncode != 0:
+        raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}')
+    return out
+
+
+def train_demo(config: str, work, env, iters: int, warmup_end: int):
+    """A short run of a demo config on 8 training images, logging every iteration."""
+    run_tool([os.path.join(ROOT, 'tools', 'train.py'), config, '--work-dir', str(work),
+              '--cfg-options', f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+              'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
+              'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={iters}',
+              f'param_scheduler.0.end={warmup_end}'], env, str(work))
+    return work
+
+
+def scalars(work):
+    """The scalar log lines mmengine wrote for a run in ``work``."""
+    path = glob.glob(os.path.join(str(work), '*', 'vis_data', 'scalars.json'))[0]
+    with open(path) as f:
+        return [json.loads(line) for line in f]

@@ -9,9 +9,8 @@ import torch
 
 from swinv2_mm import SwinTransformerV2, convert_state_dict, load_pretrained
 from swinv2_mm.checkpoint import detect_layout, read_checkpoint, to_mmpretrain
-from tests.helpers import max_abs_diff, randomize_
+from tests.helpers import ROOT, max_abs_diff, randomize_
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_ISH = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(2, 4, 4, 8))
 
 

@@ -3,21 +3,16 @@ import glob
 import os
 
 import pytest
-import torch
 from mmengine.config import Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import ROOT, build_in_scope
+
 DET_CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', 'cascade_swinv2_*_coco.py')))
 OFFICIAL = 'https://github.com/SwinTransformer/storage/releases/download/v2.0.0/'
 
 
 def build_detector(cfg, device='cpu'):
-    from mmdet.registry import MODELS
-    from mmengine.registry import DefaultScope
-    from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmdet'), torch.device(device):
-        return MODELS.build(cfg.model)
+    return build_in_scope(cfg.model, 'mmdet', device)
 
 
 def test_all_sizes_are_shipped():

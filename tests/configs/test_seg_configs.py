@@ -3,21 +3,16 @@ import glob
 import os
 
 import pytest
-import torch
 from mmengine.config import Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import ROOT, build_in_scope
+
 SEG_CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', 'upernet_swinv2_*_ade20k.py')))
 OFFICIAL = 'https://github.com/SwinTransformer/storage/releases/download/v2.0.0/'
 
 
 def build_segmentor(cfg, device='cpu'):
-    from mmengine.registry import DefaultScope
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmseg'), torch.device(device):
-        return MODELS.build(cfg.model)
+    return build_in_scope(cfg.model, 'mmseg', device)
 
 
 def test_all_sizes_are_shipped():

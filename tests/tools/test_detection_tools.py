@@ -1,47 +1,23 @@
 """tools/train.py and tools/test.py on the embedded shapes data, as a user runs them."""
 import glob
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import ROOT, run_tool, scalars, train_demo
+
 DEMO = os.path.join(ROOT, 'configs', 'demo', 'cascade_swinv2_shapes_demo.py')
 ITERS = 30
 
 
-def run_tool(args, env, cwd, check=True):
-    out = subprocess.run([sys.executable, '-W', 'ignore'] + args, cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=900)
-    if check and out.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}')
-    return out
-
-
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
-    env = dict(os.environ, SWINV2_MM_DATA=str(tmp_path_factory.mktemp('data')))
-    return env
+    return dict(os.environ, SWINV2_MM_DATA=str(tmp_path_factory.mktemp('data')))
 
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, env):
-    """A short demo run on 8 training images, logging every iteration."""
-    work = tmp_path_factory.mktemp('work')
-    run_tool([os.path.join(ROOT, 'tools', 'train.py'), DEMO, '--work-dir', str(work),
-              '--cfg-options', f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS}',
-              'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
-              'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={ITERS}',
-              'param_scheduler.0.end=5'], env, str(work))
-    return work
-
-
-def scalars(work):
-    path = glob.glob(os.path.join(str(work), '*', 'vis_data', 'scalars.json'))[0]
-    with open(path) as f:
-        return [json.loads(line) for line in f]
+    return train_demo(DEMO, tmp_path_factory.mktemp('work'), env, ITERS, warmup_end=5)
 
 
 def test_training_lowers_the_loss(trained):

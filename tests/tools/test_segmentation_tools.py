@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from tests.tools.test_detection_tools import ROOT, run_tool, scalars
+from tests.helpers import ROOT, run_tool, scalars, train_demo
 
 DEMO = os.path.join(ROOT, 'configs', 'demo', 'upernet_swinv2_shapes_demo.py')
 ITERS = 30
@@ -18,14 +18,7 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, env):
-    """A short demo run on 8 training images, logging every iteration."""
-    work = tmp_path_factory.mktemp('work')
-    run_tool([os.path.join(ROOT, 'tools', 'train.py'), DEMO, '--work-dir', str(work),
-              '--cfg-options', f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS}',
-              'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
-              'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={ITERS}',
-              'param_scheduler.0.end=3'], env, str(work))
-    return work
+    return train_demo(DEMO, tmp_path_factory.mktemp('work'), env, ITERS, warmup_end=3)
 
 
 def test_training_lowers_the_loss(trained):
