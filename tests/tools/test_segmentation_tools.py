@@ -12,11 +12,6 @@ ITERS = 30
 
 
 @pytest.fixture(scope='module')
-def env(tmp_path_factory):
-    return dict(os.environ, SWINV2_MM_DATA=str(tmp_path_factory.mktemp('data')))
-
-
-@pytest.fixture(scope='module')
 def trained(tmp_path_factory, env):
     return train_demo(DEMO, tmp_path_factory.mktemp('work'), env, ITERS, warmup_end=3)
 
