@@ -50,13 +50,15 @@ def run_tool(args, env, cwd, check=True):
     return out
 
 
-def train_demo(config: str, work, env, iters: int, warmup_end: int):
-    """A short run of a demo config on 8 training images, logging every iteration."""
+def train_demo(config: str, work, env, iters: int, warmup_end: int, *extra: str):
+    """A short run of a demo config on 8 training images, logging every iteration.
+
+    ``extra`` are further ``--cfg-options`` entries."""
     run_tool([os.path.join(ROOT, 'tools', 'train.py'), config, '--work-dir', str(work),
               '--cfg-options', f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
               'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
               'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={iters}',
-              f'param_scheduler.0.end={warmup_end}'], env, str(work))
+              f'param_scheduler.0.end={warmup_end}', *extra], env, str(work))
     return work
 
 
