@@ -1,4 +1,5 @@
-"""Registers swinv2_mm's backbones (and optimizer constructor) where every OpenMMLab toolbox finds them.
+"""Registers swinv2_mm's 2D and video backbones (and optimizer constructor) where every
+OpenMMLab toolbox finds them.
 
 They go into mmengine's root MODELS registry: the registries of mmdet, mmseg and
 mmaction2 are its children and fall back to it for names they lack, so
@@ -8,12 +9,12 @@ that name in its own registry, which it keeps finding first: nothing is shadowed
 from mmengine.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 from .engine import ZeroWhenDistributedConstructor
-from .models import SwinTransformerV2
+from .models import SwinTransformerV2, VideoSwinTransformerV2
 
 
 def register_all() -> None:
     """Idempotent registration of every swinv2_mm backbone and training helper."""
-    for registry, cls in ((MODELS, SwinTransformerV2),
+    for registry, cls in ((MODELS, SwinTransformerV2), (MODELS, VideoSwinTransformerV2),
                           (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor)):
         current = registry.module_dict.get(cls.__name__)
         if current is None or current.__module__.startswith('swinv2_mm.'):  # absent or ours

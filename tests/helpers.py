@@ -58,7 +58,7 @@ def train_demo(config: str, work, env, iters: int, warmup_end: int, *extra: str)
               '--cfg-options', f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
               'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
               'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={iters}',
-              f'param_scheduler.0.end={warmup_end}', *extra], env, str(work))
+              f'param_scheduler.0.end={warmup_end}', 'randomness.seed=0', *extra], env, str(work))
     return work
 
 

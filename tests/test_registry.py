@@ -1,4 +1,4 @@
-"""SwinTransformerV2 builds by type= from every toolbox scope, without shadowing mmpretrain."""
+"""The backbones build by type= from every toolbox scope, without shadowing mmpretrain."""
 import importlib
 
 import pytest
@@ -58,3 +58,16 @@ def test_mmpretrain_keeps_its_own_class():
     swinv2_mm.register_all()  # idempotent, still not shadowing
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         assert MODELS.get('SwinTransformerV2') is cls
+
+
+def test_video_backbone_builds_in_the_mmaction_scope():
+    from mmaction.registry import MODELS
+    from mmengine.registry import DefaultScope
+    cfg = dict(CFG, type='VideoSwinTransformerV2', window_size=(4, 8, 8))
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        model = MODELS.build(cfg)
+    assert type(model) is swinv2_mm.VideoSwinTransformerV2
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 4, 64, 96))
+    assert [tuple(o.shape) for o in outs] == [(1, 64, 2, 8, 12), (1, 128, 2, 4, 6),
+                                              (1, 256, 2, 2, 3)]

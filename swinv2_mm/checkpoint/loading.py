@@ -8,6 +8,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from .convert import convert_state_dict
+from .inflate import inflate_2d_to_3d, needs_inflation
 
 _OUT_NORM = re.compile(r'^norm\d+\.')
 
@@ -63,6 +64,8 @@ def load_pretrained(model: nn.Module, checkpoint: Union[str, Mapping],
                     prefix: Optional[str] = None) -> Dict[str, list]:
     """Loads SwinV2 weights of any known layout into ``model`` at its own window sizes.
 
+    2D weights given to a 3D model are inflated first.
+
     Returns the keys that were not loaded (``missing``) and ignored (``unexpected``).
     """
     source = checkpoint if isinstance(checkpoint, str) else 'a state dict'
@@ -75,6 +78,10 @@ def load_pretrained(model: nn.Module, checkpoint: Union[str, Mapping],
             raise ValueError(f'checkpoint: no key of {source!r} starts with prefix {prefix!r}')
     sd = convert_state_dict(ckpt)
     model_sd = model.state_dict()
+    if needs_inflation(sd, model_sd):
+        sd = inflate_2d_to_3d(sd, model_sd)
+        print_log(f'swinv2_mm: {source} holds 2D weights; inflated to the 3D model (patch kernel '
+                  f'spread over time, zero dt input in every CPB meta network)', logger='current')
     check_fits(model_sd, sd)
     missing = sorted(k for k in model_sd if k not in sd)
     unexpected = sorted(k for k in sd if k not in model_sd)

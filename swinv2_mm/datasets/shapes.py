@@ -60,26 +60,28 @@ def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
     return top * (1 - ys) + bottom * ys
 
 
-def _draw_clutter(image: Image.Image, rng: np.random.Generator) -> None:
-    """Thin line segments and small blobs (< 6 px) of random colours, as distractors."""
+def _draw_clutter(image: Image.Image, rng: np.random.Generator,
+                  lines: Tuple[int, int] = (20, 41), blobs: Tuple[int, int] = (15, 36)) -> None:
+    """Thin line segments and small blobs (< 6 px) of random colours, as distractors;
+    their counts are drawn from the half-open ranges ``lines`` and ``blobs``."""
     size = image.width
     draw = ImageDraw.Draw(image)
-    for _ in range(rng.integers(20, 41)):
+    for _ in range(rng.integers(*lines)):
         x, y = rng.uniform(0, size, size=2)
         angle = rng.uniform(0, 2 * np.pi)
         length = rng.uniform(0.1, 0.6) * size
         end = (x + length * np.cos(angle), y + length * np.sin(angle))
         draw.line([(x, y), end], fill=_random_rgb(rng), width=int(rng.integers(1, 3)))
-    for _ in range(rng.integers(15, 36)):
+    for _ in range(rng.integers(*blobs)):
         x, y = rng.uniform(0, size, size=2)
         w, h = rng.uniform(2, 5.5, size=2)
         draw.ellipse([x, y, x + w, y + h], fill=_random_rgb(rng))
 
 
-def _cluttered_background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Gradient plus clutter, (size, size, 3) uint8."""
+def _cluttered_background(rng: np.random.Generator, size: int, **clutter) -> np.ndarray:
+    """Gradient plus clutter (``clutter``: counts for ``_draw_clutter``), (size, size, 3) uint8."""
     image = Image.fromarray(np.round(_gradient(rng, size)).astype(np.uint8))
-    _draw_clutter(image, rng)
+    _draw_clutter(image, rng, **clutter)
     return np.array(image)
 
 

@@ -1,4 +1,6 @@
 """SwinV2 backbones and their layers."""
-from .swin_v2 import ARCH_ZOO, PatchEmbed, PatchMerging, SwinTransformerV2
+from .swin_v2 import ARCH_ZOO, PatchEmbed, PatchMerging, SwinTransformerV2, SwinV2Backbone
+from .video_swin_v2 import VideoSwinTransformerV2
 
-__all__ = ['ARCH_ZOO', 'PatchEmbed', 'PatchMerging', 'SwinTransformerV2']
+__all__ = ['ARCH_ZOO', 'PatchEmbed', 'PatchMerging', 'SwinTransformerV2', 'SwinV2Backbone',
+           'VideoSwinTransformerV2']

@@ -76,8 +76,10 @@ class PatchEmbed(nn.Module):
         """(B, C_in, *S) -> (B, *S / p, C), channel-last."""
         size = x.shape[2:]
         if any(s < p for s, p in zip(size, self.patch_size)):
-            raise ValueError(f'input: spatial size {tuple(size)} is smaller than one patch '
-                             f'{self.patch_size}; inputs must be at least one patch on every axis')
+            axes = ('frames', 'height', 'width')[-len(size):]
+            raise ValueError(f'input: {dict(zip(axes, size))} is smaller than one patch '
+                             f'{dict(zip(axes, self.patch_size))}; inputs must be at least one '
+                             f'patch along every axis')
         pads = []
         for s, p in zip(reversed(size), reversed(self.patch_size)):
             pads += [0, -s % p]
@@ -88,7 +90,8 @@ class PatchEmbed(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """V2 patch merging: concat 2x2 neighbours [(0,0),(1,0),(0,1),(1,1)] -> Linear(4C, 2C) -> LN."""
+    """V2 patch merging over the last two spatial axes (H, W): concat 2x2 neighbours
+    [(0,0),(1,0),(0,1),(1,1)] -> Linear(4C, 2C) -> LN. Leading axes (time) are kept."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -96,66 +99,53 @@ class PatchMerging(nn.Module):
         self.norm = nn.LayerNorm(2 * dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C); odd sizes are zero-padded."""
-        b, h, w, c = x.shape
+        """(B, *L, H, W, C) -> (B, *L, ceil(H/2), ceil(W/2), 2C); odd sizes are zero-padded."""
+        *lead, h, w, c = x.shape
         if h % 2 or w % 2:
             x = F.pad(x, [0, 0, 0, w % 2, 0, h % 2])
             h, w = h + h % 2, w + w % 2
-        # (B, H/2, dh, W/2, dw, C) -> (B, H/2, W/2, dw, dh, C): neighbour index dw * 2 + dh
-        x = x.view(b, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h // 2, w // 2, 4 * c)
+        # (..., H/2, dh, W/2, dw, C) -> (..., H/2, W/2, dw, dh, C): neighbour index dw * 2 + dh
+        x = x.reshape(-1, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 4, 2, 5)
+        x = x.reshape(*lead, h // 2, w // 2, 4 * c)
         return self.norm(self.reduction(x))
 
 
-class SwinTransformerV2(BaseModule):
-    """Swin Transformer V2 backbone (stages 0..3) with window-size-free log-CPB.
+class SwinV2Backbone(BaseModule):
+    """Patch embedding and SwinV2 stages over any number of spatial axes (2D and 3D share it).
 
-    Args:
-        arch: 'tiny', 'small', 'base', 'large', 'huge', 'giant' (or t/s/b/l/h/g), or a
-            dict with ``embed_dims``, ``depths``, ``num_heads`` (and optionally
-            ``extra_norm_every_n_blocks``).
-        window_size: an int or one int per stage. A stage whose map is not larger than
-            its window along an axis uses the map size there, without shift.
-        pretrained_window_sizes: windows the weights were pretrained at, per stage
-            (0: the stage's own window); they set the log-CPB coordinate normalisation.
-        out_indices: stages whose features (before downsampling, each through its own
-            LN) are returned as NCHW maps at strides 4, 8, 16, 32.
-        frozen_stages: -1 nothing; 0 the patch embedding; k >= 1 also stages 0..k-1
-            with the patch merging after each and their output norms.
-        norm_eval: keep every normalisation layer in eval mode while training.
-        with_cp: activation checkpointing of every block.
-        fused_attn: scaled_dot_product_attention (True) or the explicit reference path.
-        extra_norm_every_n_blocks: extra LN on the main branch after every n-th block of
-            a stage (default 6 for huge and giant, 0 otherwise).
+    Subclasses fix the number of axes through ``patch_size`` and turn the channel-last
+    stage outputs into the layout their toolbox expects.
     """
 
-    def __init__(self, arch: Union[str, dict] = 'tiny', in_channels: int = 3, patch_size: int = 4,
-                 window_size: Union[int, Sequence[int]] = 8,
-                 pretrained_window_sizes: Union[int, Sequence[int]] = 0,
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
-                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                 out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, fused_attn: bool = True,
-                 extra_norm_every_n_blocks: Optional[int] = None,
-                 init_cfg: Optional[dict] = None):
+    def __init__(self, arch: Union[str, dict], in_channels: int, patch_size: Sequence[int],
+                 window_size, pretrained_window_sizes, mlp_ratio: float, qkv_bias: bool,
+                 drop_rate: float, attn_drop_rate: float, drop_path_rate: float,
+                 out_indices: Sequence[int], frozen_stages: int, norm_eval: bool, with_cp: bool,
+                 fused_attn: bool, extra_norm_every_n_blocks: Optional[int],
+                 init_cfg: Optional[dict]):
         super().__init__(init_cfg=init_cfg)
         arch = resolve_arch(arch)
         self.embed_dims = arch['embed_dims']
         depths, heads = list(arch['depths']), list(arch['num_heads'])
         self.num_stages = len(depths)
+        num_axes = len(patch_size)
         if extra_norm_every_n_blocks is None:
             extra_norm_every_n_blocks = arch.get('extra_norm_every_n_blocks', 0)
-        self.window_sizes = per_stage(window_size, self.num_stages, 'window_size')
+        self.window_sizes = per_stage(window_size, self.num_stages, 'window_size', num_axes)
         self.pretrained_window_sizes = per_stage(pretrained_window_sizes, self.num_stages,
-                                                 'pretrained_window_sizes')
+                                                 'pretrained_window_sizes', num_axes)
         if any(w < 1 for ws in self.window_sizes for w in ws):
             raise ValueError(f'window_size: every window must be >= 1, got {window_size!r}')
+        if any(p < 1 for p in patch_size):
+            raise ValueError(f'patch_size: every entry must be >= 1, got {tuple(patch_size)}')
         self.out_indices = tuple(out_indices)
         for i in self.out_indices:
             if not 0 <= i < self.num_stages:
                 raise ValueError(f'out_indices: {i} is out of range; stages are numbered '
                                  f'0..{self.num_stages - 1}')
         if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages: {frozen_stages} is out of range -1..{self.num_stages}')
+            raise ValueError(f'frozen_stages: {frozen_stages} is out of range '
+                             f'-1..{self.num_stages}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.num_features = [self.embed_dims * 2 ** i for i in range(self.num_stages)]
@@ -164,7 +154,7 @@ class SwinTransformerV2(BaseModule):
                 raise ValueError(f'num_heads: stage {i} has {dim} channels, which {h} heads do '
                                  f'not divide; use a head count that divides {dim}')
 
-        self.patch_embed = PatchEmbed(in_channels, self.embed_dims, (patch_size, patch_size))
+        self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size)
         self.drop_after_pos = nn.Dropout(drop_rate)
         total = sum(depths)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]  # linear decay rule
@@ -218,15 +208,56 @@ class SwinTransformerV2(BaseModule):
                     m.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, C, H, W) -> tuple of NCHW maps for ``out_indices``."""
-        x = self.drop_after_pos(self.patch_embed(x))  # (B, H/4, W/4, C)
+    def stage_outputs(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """(B, C_in, *S) -> normed channel-last features (B, *S_i, C_i) of ``out_indices``."""
+        x = self.drop_after_pos(self.patch_embed(x))  # (B, *S/p, C)
         outs = []
         for i, stage in enumerate(self.stages):
-            out, x = stage(x)  # out: (B, H_i, W_i, C_i)
+            out, x = stage(x)  # out: (B, *S_i, C_i)
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2).contiguous())
-        return tuple(outs)
+                outs.append(getattr(self, f'norm{i}')(out))
+        return outs
+
+
+class SwinTransformerV2(SwinV2Backbone):
+    """Swin Transformer V2 backbone (stages 0..3) with window-size-free log-CPB.
+
+    Args:
+        arch: 'tiny', 'small', 'base', 'large', 'huge', 'giant' (or t/s/b/l/h/g), or a
+            dict with ``embed_dims``, ``depths``, ``num_heads`` (and optionally
+            ``extra_norm_every_n_blocks``).
+        window_size: an int or one int per stage. A stage whose map is not larger than
+            its window along an axis uses the map size there, without shift.
+        pretrained_window_sizes: windows the weights were pretrained at, per stage
+            (0: the stage's own window); they set the log-CPB coordinate normalisation.
+        out_indices: stages whose features (before downsampling, each through its own
+            LN) are returned as NCHW maps at strides 4, 8, 16, 32.
+        frozen_stages: -1 nothing; 0 the patch embedding; k >= 1 also stages 0..k-1
+            with the patch merging after each and their output norms.
+        norm_eval: keep every normalisation layer in eval mode while training.
+        with_cp: activation checkpointing of every block.
+        fused_attn: scaled_dot_product_attention (True) or the explicit reference path.
+        extra_norm_every_n_blocks: extra LN on the main branch after every n-th block of
+            a stage (default 6 for huge and giant, 0 otherwise).
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'tiny', in_channels: int = 3, patch_size: int = 4,
+                 window_size: Union[int, Sequence[int]] = 8,
+                 pretrained_window_sizes: Union[int, Sequence[int]] = 0,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, fused_attn: bool = True,
+                 extra_norm_every_n_blocks: Optional[int] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(arch, in_channels, (patch_size, patch_size), window_size,
+                         pretrained_window_sizes, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
+                         drop_path_rate, out_indices, frozen_stages, norm_eval, with_cp,
+                         fused_attn, extra_norm_every_n_blocks, init_cfg)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(B, C, H, W) -> tuple of NCHW maps for ``out_indices``."""
+        return tuple(out.permute(0, 3, 1, 2).contiguous() for out in self.stage_outputs(x))
 
 
 def _init_official(m: nn.Module):
