@@ -157,12 +157,15 @@ def enable_show_dir(cfg: Config, show_dir: Optional[str], show: bool = False,
 
 
 def make_runner(cfg: Config):
-    """Builds the runner the config asks for (``runner_type``) or mmengine's Runner."""
+    """Builds the runner the config asks for (``runner_type``), by default mmengine's Runner
+    with atomic checkpoints (``SafeCheckpointRunner``), with the hooks that make resume
+    exact and stop on a non-finite loss."""
     from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
+    from .engine import SafeCheckpointRunner, add_protecting_hooks
+    add_protecting_hooks(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    return SafeCheckpointRunner.from_cfg(cfg)
 
 
 def add_common_args(parser) -> None:

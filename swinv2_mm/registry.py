@@ -1,21 +1,24 @@
-"""Registers swinv2_mm's 2D and video backbones (and optimizer constructor) where every
-OpenMMLab toolbox finds them.
+"""Registers swinv2_mm's 2D and video backbones (and its optimizer constructor, runner and
+hooks) where every OpenMMLab toolbox finds them.
 
 They go into mmengine's root MODELS registry: the registries of mmdet, mmseg and
 mmaction2 are its children and fall back to it for names they lack, so
 ``dict(type='SwinTransformerV2')`` builds ours there. mmpretrain has its own class of
 that name in its own registry, which it keeps finding first: nothing is shadowed.
 """
-from mmengine.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
-from .engine import ZeroWhenDistributedConstructor
+from .engine import (RandomStateHook, SafeCheckpointRunner, StopOnNonFiniteLossHook,
+                     TrimSupersededLogsHook, ZeroWhenDistributedConstructor)
 from .models import SwinTransformerV2, VideoSwinTransformerV2
 
 
 def register_all() -> None:
     """Idempotent registration of every swinv2_mm backbone and training helper."""
     for registry, cls in ((MODELS, SwinTransformerV2), (MODELS, VideoSwinTransformerV2),
-                          (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor)):
+                          (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor),
+                          (RUNNERS, SafeCheckpointRunner), (HOOKS, RandomStateHook),
+                          (HOOKS, TrimSupersededLogsHook), (HOOKS, StopOnNonFiniteLossHook)):
         current = registry.module_dict.get(cls.__name__)
         if current is None or current.__module__.startswith('swinv2_mm.'):  # absent or ours
             registry.register_module(module=cls, force=True)

@@ -1,0 +1,37 @@
+"""Checkpoints are written atomically; the protecting hooks are added once."""
+import pytest
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from swinv2_mm.engine import SafeCheckpointRunner, add_protecting_hooks
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint_and_no_partial_file(tmp_path,
+                                                                                 monkeypatch):
+    (tmp_path / 'iter_8.pth').write_bytes(b'good')
+
+    def crash_midway(self, out_dir, filename, *args, **kwargs):
+        (tmp_path / filename).write_bytes(b'partial')
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Runner, 'save_checkpoint', crash_midway)
+    runner = object.__new__(SafeCheckpointRunner)
+    with pytest.raises(KeyboardInterrupt):
+        runner.save_checkpoint(str(tmp_path), 'iter_16.pth')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_8.pth']
+    assert (tmp_path / 'iter_8.pth').read_bytes() == b'good'
+
+
+def test_a_finished_save_appears_under_its_name_only(tmp_path, monkeypatch):
+    def save(self, out_dir, filename, *args, **kwargs):
+        (tmp_path / filename).write_bytes(b'weights')
+    monkeypatch.setattr(Runner, 'save_checkpoint', save)
+    object.__new__(SafeCheckpointRunner).save_checkpoint(str(tmp_path), 'iter_16.pth')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_16.pth']
+
+
+def test_protecting_hooks_are_added_once():
+    cfg = Config(dict(custom_hooks=[dict(type='RandomStateHook'), dict(type='EMAHook')]))
+    add_protecting_hooks(cfg)
+    add_protecting_hooks(cfg)
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'RandomStateHook', 'EMAHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook']
