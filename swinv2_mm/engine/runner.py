@@ -1,6 +1,7 @@
 """mmengine's Runner with checkpoints written atomically, and the hooks that protect a run."""
 import os
 
+from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook')
@@ -12,8 +13,10 @@ class SafeCheckpointRunner(Runner):
     truncated file under a checkpoint's name."""
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
-        if '://' in str(out_dir) or kwargs.get('backend_args') or kwargs.get('file_client_args'):
-            return super().save_checkpoint(out_dir, filename, *args, **kwargs)  # remote storage
+        remote = '://' in str(out_dir) or kwargs.get('backend_args') or \
+            kwargs.get('file_client_args')
+        if remote or not is_main_process():  # other ranks write nothing (mmengine's master_only)
+            return super().save_checkpoint(out_dir, filename, *args, **kwargs)
         tmp = f'{filename}.tmp-{os.getpid()}'
         try:
             super().save_checkpoint(out_dir, tmp, *args, **kwargs)

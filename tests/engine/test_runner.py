@@ -35,3 +35,14 @@ def test_protecting_hooks_are_added_once():
     add_protecting_hooks(cfg)
     assert [h['type'] for h in cfg.custom_hooks] == [
         'RandomStateHook', 'EMAHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook']
+
+
+def test_other_ranks_leave_saving_to_rank_0(tmp_path, monkeypatch):
+    """mmengine saves on rank 0 only; another rank must not look for a file to rename."""
+    import swinv2_mm.engine.runner as runner_module
+    calls = []
+    monkeypatch.setattr(Runner, 'save_checkpoint',
+                        lambda self, out_dir, filename, *a, **k: calls.append(filename))
+    monkeypatch.setattr(runner_module, 'is_main_process', lambda: False)
+    object.__new__(SafeCheckpointRunner).save_checkpoint(str(tmp_path), 'iter_16.pth')
+    assert calls == ['iter_16.pth'] and not any(tmp_path.iterdir())
