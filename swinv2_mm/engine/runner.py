@@ -1,7 +1,10 @@
 """mmengine's Runner with checkpoints written atomically, and the hooks that protect a run."""
+import contextlib
 import os
 
-from mmengine.dist import is_main_process
+from torch.distributed.optim import ZeroRedundancyOptimizer
+
+from mmengine.dist import get_world_size, is_main_process
 from mmengine.runner import Runner
 
 PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook')
@@ -13,6 +16,10 @@ class SafeCheckpointRunner(Runner):
     truncated file under a checkpoint's name."""
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
+        with _zero_state_gathered(self):
+            self._save_atomically(out_dir, filename, *args, **kwargs)
+
+    def _save_atomically(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         remote = '://' in str(out_dir) or kwargs.get('backend_args') or \
             kwargs.get('file_client_args')
         if remote or not is_main_process():  # other ranks write nothing (mmengine's master_only)
@@ -25,6 +32,27 @@ class SafeCheckpointRunner(Runner):
                 os.remove(os.path.join(out_dir, tmp))
             raise
         os.replace(os.path.join(out_dir, tmp), os.path.join(out_dir, filename))
+
+
+@contextlib.contextmanager
+def _zero_state_gathered(runner):
+    """Gathers a ZeRO-sharded optimizer state on rank 0 with every rank taking part.
+
+    mmengine 0.10.7 saves on rank 0 only (``master_only``), while its
+    ZeroRedundancyOptimizer.state_dict gathers the shards with a collective, so a
+    multi-process ZeRO run deadlocks at its first checkpoint. Here every rank gathers
+    first and rank 0's own gather inside ``state_dict`` is skipped.
+    """
+    optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)
+    if not isinstance(optimizer, ZeroRedundancyOptimizer) or get_world_size() < 2:
+        yield
+        return
+    optimizer.consolidate_state_dict(to=0)
+    optimizer.consolidate_state_dict = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        del optimizer.consolidate_state_dict  # back to the class's method
 
 
 def add_protecting_hooks(cfg) -> None:

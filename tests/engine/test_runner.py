@@ -46,3 +46,36 @@ def test_other_ranks_leave_saving_to_rank_0(tmp_path, monkeypatch):
     monkeypatch.setattr(runner_module, 'is_main_process', lambda: False)
     object.__new__(SafeCheckpointRunner).save_checkpoint(str(tmp_path), 'iter_16.pth')
     assert calls == ['iter_16.pth'] and not any(tmp_path.iterdir())
+
+
+def test_zero_state_is_gathered_by_every_rank_before_rank_0_saves(tmp_path, monkeypatch):
+    """mmengine saves on rank 0 only, but gathering ZeRO shards is a collective: every rank
+    gathers first, and the gather inside rank 0's save is skipped (else it deadlocks)."""
+    from types import SimpleNamespace
+
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    import swinv2_mm.engine.runner as runner_module
+    calls = []
+
+    class FakeZero(ZeroRedundancyOptimizer):
+        def __init__(self):
+            pass
+
+        def consolidate_state_dict(self, to=0):
+            calls.append(('gather', to))
+
+    optimizer = FakeZero()
+
+    def save(self, out_dir, filename, *args, **kwargs):  # runs on rank 0 only in mmengine
+        calls.append('rank 0 saves')
+        self.optim_wrapper.optimizer.consolidate_state_dict()  # as mmengine's state_dict does
+        (tmp_path / filename).write_bytes(b'weights')
+    monkeypatch.setattr(Runner, 'save_checkpoint', save)
+    monkeypatch.setattr(runner_module, 'get_world_size', lambda: 2)
+    runner = object.__new__(SafeCheckpointRunner)
+    runner.optim_wrapper = SimpleNamespace(optimizer=optimizer)
+    runner.save_checkpoint(str(tmp_path), 'iter_4.pth')
+    assert calls == [('gather', 0), 'rank 0 saves']  # gathered by all ranks, not inside
+    assert 'consolidate_state_dict' not in vars(optimizer)  # the class's method is back
+    assert (tmp_path / 'iter_4.pth').exists()
