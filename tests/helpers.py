@@ -63,7 +63,10 @@ def train_demo(config: str, work, env, iters: int, warmup_end: int, *extra: str)
 
 
 def scalars(work):
-    """The scalar log lines mmengine wrote for a run in ``work``."""
-    path = glob.glob(os.path.join(str(work), '*', 'vis_data', 'scalars.json'))[0]
-    with open(path) as f:
-        return [json.loads(line) for line in f]
+    """The scalar log lines mmengine wrote in ``work``, over every run there (a resumed run
+    logs into a new timestamped folder), oldest run first."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(str(work), '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            records += [json.loads(line) for line in f]
+    return records

@@ -1,6 +1,5 @@
 """Nothing lost: a run killed with SIGKILL resumes exactly; a non-finite loss stops training."""
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -30,14 +29,6 @@ def losses_by_step(records):
     return {r['step']: r['loss'] for r in records if 'loss' in r}
 
 
-def all_scalars(work):
-    records = []
-    for path in sorted(glob.glob(os.path.join(str(work), '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            records += [json.loads(line) for line in f]
-    return records
-
-
 @pytest.fixture(scope='module')
 def reference(tmp_path_factory, env):
     work = tmp_path_factory.mktemp('reference')
@@ -59,15 +50,15 @@ def test_sigkill_then_resume_continues_exactly(reference, env, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    killed_at = max(losses_by_step(all_scalars(work)))
+    killed_at = max(losses_by_step(scalars(work)))
     assert EVERY <= killed_at < ITERS, killed_at
     for path in glob.glob(str(work / 'iter_*.pth')):  # no truncated file under a checkpoint name
         torch.load(path, map_location='cpu', weights_only=True)
     run_tool(train_cmd(work) + ['--resume'], env, str(tmp_path))
     assert (work / f'iter_{ITERS}.pth').exists()
-    steps = [r['step'] for r in all_scalars(work) if 'loss' in r]
+    steps = [r['step'] for r in scalars(work) if 'loss' in r]
     assert sorted(steps) == list(range(1, ITERS + 1))  # every iteration logged exactly once
-    resumed = losses_by_step(all_scalars(work))
+    resumed = losses_by_step(scalars(work))
     for step in range(1, ITERS + 1):  # the same losses as the uninterrupted run
         assert resumed[step] == pytest.approx(reference[step], rel=1e-5, abs=1e-6), step
 
