@@ -16,6 +16,12 @@ model = dict(
 
 # 1536 px: the 800 px recipe's scales times 1.92
 train_scales = [(s, 2560) for s in range(1024, 1537, 64)]
+
+# ZeRO-1: on more than one process each rank keeps 1/N of AdamW's state (mmengine's
+# ZeroRedundancyOptimizer); a single process trains with the plain optimizer
+optim_wrapper = dict(constructor='ZeroWhenDistributedConstructor',
+                     base_constructor='DefaultOptimWrapperConstructor')
+
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

@@ -19,6 +19,11 @@ model = dict(
     decode_head=dict(in_channels=[512, 1024, 2048, 4096]),
     auxiliary_head=dict(in_channels=2048))
 
+# ZeRO-1: on more than one process each rank keeps 1/N of AdamW's state (mmengine's
+# ZeroRedundancyOptimizer); a single process trains with the plain optimizer
+optim_wrapper = dict(constructor='ZeroWhenDistributedConstructor',
+                     base_constructor='DefaultOptimWrapperConstructor')
+
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),

@@ -1,6 +1,7 @@
 # Video-SwinV2-G (3B) + I3DHead, Kinetics-400, following the paper: 320x320 crops of 8 frames,
-# window (8, 20, 20), activation checkpointing. No SwinV2-G weights are public: point init_cfg
-# at your own 2D or 3D weights (any layout swinv2_mm reads; 2D ones are inflated) with
+# window (8, 20, 20), activation checkpointing, ZeRO-1 optimizer sharding on more than one
+# process. No SwinV2-G weights are public: point init_cfg at your own 2D or 3D weights (any
+# layout swinv2_mm reads; 2D ones are inflated) with
 #   --cfg-options model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=PATH
 #   model.backbone.pretrained_window_sizes=[W,W,W,W/2]
 _base_ = './_base_/video_swinv2_k400.py'
@@ -14,6 +15,11 @@ model = dict(
         drop_path_rate=0.3,
         with_cp=True),
     cls_head=dict(in_channels=4096))
+
+# ZeRO-1: on more than one process each rank keeps 1/N of AdamW's state (mmengine's
+# ZeroRedundancyOptimizer); a single process trains with the plain optimizer
+optim_wrapper = dict(constructor='ZeroWhenDistributedConstructor',
+                     base_constructor='SwinOptimWrapperConstructor')
 
 train_pipeline = [
     dict(type='DecordInit'),

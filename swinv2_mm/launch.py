@@ -30,9 +30,55 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     if launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
-        cfg.env_cfg.dist_cfg.backend = 'gloo'  # NCCL needs GPUs
+        prepare_cpu_distributed(cfg)
     return cfg
+
+
+def _sync_bn_to_bn(node) -> int:
+    """Replaces every ``type='SyncBN'`` in a config tree by 'BN'; returns how many."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _sync_bn_to_bn(value)
+    return count
+
+
+def prepare_cpu_distributed(cfg: Config) -> None:
+    """Makes a multi-process run work without GPUs through mmengine's own code paths.
+
+    mmengine 0.10.7 assumes CUDA in three places: its pytorch launcher calls
+    ``torch.cuda.set_device`` (so the gloo process group is created here first, and
+    mmengine, finding it, skips its own), its DDP wrapper passes ``device_ids=[LOCAL_RANK]``
+    (rejected for CPU modules: ``model_wrapper_cfg`` passes None) and SyncBN needs CUDA
+    (SyncBN layers become BN: statistics are per process). GPU runs are untouched.
+    """
+    cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                     broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters',
+                                                                    False))
+    if _sync_bn_to_bn(cfg.model):
+        print('swinv2_mm: CPU data parallel: SyncBN layers run as BN (per-process statistics); '
+              'SyncBN needs CUDA')
+    import torch.distributed as dist
+    if not dist.is_initialized() and 'RANK' in os.environ:
+        dist.init_process_group('gloo')
+
+
+def finish_distributed() -> None:
+    """Leaves the process group at the end of a tool, so that a torchrun process exits
+    cleanly (gloo aborts a process that exits with its group still up)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def enable_amp(cfg: Config) -> str:

@@ -8,8 +8,9 @@ that name in its own registry, which it keeps finding first: nothing is shadowed
 """
 from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
-from .engine import (RandomStateHook, SafeCheckpointRunner, StopOnNonFiniteLossHook,
-                     TrimSupersededLogsHook, ZeroWhenDistributedConstructor)
+from .engine import (OptimizerStateSizeHook, RandomStateHook, SafeCheckpointRunner,
+                     StopOnNonFiniteLossHook, TrimSupersededLogsHook,
+                     ZeroWhenDistributedConstructor)
 from .models import SwinTransformerV2, VideoSwinTransformerV2
 
 
@@ -18,7 +19,8 @@ def register_all() -> None:
     for registry, cls in ((MODELS, SwinTransformerV2), (MODELS, VideoSwinTransformerV2),
                           (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor),
                           (RUNNERS, SafeCheckpointRunner), (HOOKS, RandomStateHook),
-                          (HOOKS, TrimSupersededLogsHook), (HOOKS, StopOnNonFiniteLossHook)):
+                          (HOOKS, TrimSupersededLogsHook), (HOOKS, StopOnNonFiniteLossHook),
+                          (HOOKS, OptimizerStateSizeHook)):
         current = registry.module_dict.get(cls.__name__)
         if current is None or current.__module__.startswith('swinv2_mm.'):  # absent or ours
             registry.register_module(module=cls, force=True)

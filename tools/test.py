@@ -6,7 +6,8 @@ import argparse
 import os
 
 from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_data_paths,
-                              enable_show_dir, load_config, make_runner)
+                              enable_show_dir, finish_distributed, load_config,
+                              make_runner)
 
 
 def parse_args():
@@ -38,6 +39,7 @@ def main():
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_data_paths, enable_amp,
-                              load_config, make_runner, set_resume)
+                              finish_distributed, load_config, make_runner, set_resume)
 
 
 def parse_args():
@@ -37,6 +37,7 @@ def main():
         cfg.auto_scale_lr.enable = True
     set_resume(cfg, args.resume)
     make_runner(cfg).train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

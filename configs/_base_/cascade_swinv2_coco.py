@@ -61,10 +61,9 @@ param_scheduler = [
 ]
 
 # AdamW without weight decay on norms, biases (q_bias / v_bias too), the CPB meta network
-# and the attention temperature; ZeRO-1 sharding when launched on several processes
+# and the attention temperature (ZeRO-1 is a switch: see the giant config)
 optim_wrapper = dict(
     type='OptimWrapper',
-    constructor='ZeroWhenDistributedConstructor',
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg={{_base_.swinv2_paramwise_cfg}})
 # 16 images per step (8 GPUs x 2), as mmdet's configs; --auto-scale-lr scales from it

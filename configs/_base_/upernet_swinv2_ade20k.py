@@ -32,7 +32,6 @@ model = dict(
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    constructor='ZeroWhenDistributedConstructor',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
     paramwise_cfg={{_base_.swinv2_paramwise_cfg}})
 param_scheduler = [

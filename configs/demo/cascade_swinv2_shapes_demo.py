@@ -7,7 +7,7 @@ custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.datasets.shapes_coco'],
 
 num_classes = 4
 channels = 64
-head_norm_cfg = dict(type='BN', requires_grad=True)
+head_norm_cfg = {{_base_.head_norm_cfg}}  # SyncBN as in the recipe: BN in one process or on CPU
 cascade_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]]
 demo_bbox_head = dict(
     type='ConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1, in_channels=channels,

@@ -1,9 +1,10 @@
 """Training-side helpers built on what mmengine provides."""
-from .hooks import RandomStateHook, StopOnNonFiniteLossHook, TrimSupersededLogsHook
+from .hooks import (OptimizerStateSizeHook, RandomStateHook, StopOnNonFiniteLossHook,
+                    TrimSupersededLogsHook)
 from .optim import ZeroWhenDistributedConstructor
 from .runner import SafeCheckpointRunner, add_protecting_hooks
 from .safe_load import allow_mmengine_checkpoints
 
-__all__ = ['RandomStateHook', 'SafeCheckpointRunner', 'StopOnNonFiniteLossHook',
-           'TrimSupersededLogsHook', 'ZeroWhenDistributedConstructor', 'add_protecting_hooks',
-           'allow_mmengine_checkpoints']
+__all__ = ['OptimizerStateSizeHook', 'RandomStateHook', 'SafeCheckpointRunner',
+           'StopOnNonFiniteLossHook', 'TrimSupersededLogsHook', 'ZeroWhenDistributedConstructor',
+           'add_protecting_hooks', 'allow_mmengine_checkpoints']

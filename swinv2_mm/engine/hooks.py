@@ -96,3 +96,21 @@ class StopOnNonFiniteLossHook(Hook):
                 f'checkpoint of these weights is written. Lower the learning rate, enable '
                 f'gradient clipping (optim_wrapper.clip_grad) or check the data; then resume '
                 f'from the last checkpoint with --resume')
+
+
+class OptimizerStateSizeHook(Hook):
+    """Logs, after the first training iteration, how many bytes of optimizer state each
+    rank holds: what ZeRO-1 saves is read off the log of any distributed run."""
+
+    def __init__(self):
+        self._done = False
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self._done:
+            return
+        self._done = True
+        from .optim import optimizer_state_bytes_per_rank
+        per_rank = optimizer_state_bytes_per_rank(runner.optim_wrapper.optimizer)
+        mib = ', '.join(f'{b / 2**20:.2f}' for b in per_rank)
+        print_log(f'optimizer state per rank (MiB): [{mib}]; total {sum(per_rank) / 2**20:.2f} '
+                  f'MiB over {len(per_rank)} rank(s)', logger='current')

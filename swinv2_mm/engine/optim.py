@@ -1,27 +1,56 @@
-"""ZeRO stage-1 whenever training runs on more than one process, the plain optimizer otherwise."""
+"""ZeRO stage-1 as a config switch, and how much optimizer state each rank holds."""
 import copy
+from typing import List
 
-from mmengine.dist import get_world_size
+import torch
+from mmengine.dist import all_gather_object, get_world_size
 from mmengine.logging import print_log
-from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 
-class ZeroWhenDistributedConstructor(DefaultOptimWrapperConstructor):
-    """Builds the configured optimizer, sharding its state across data-parallel ranks with
-    mmengine's ``ZeroRedundancyOptimizer`` (ZeRO-1, as the paper trains SwinV2-G) when the
-    world size is above one. Param-wise settings (no weight decay on norms, biases,
-    ``cpb_mlp``, ``logit_scale``) apply either way."""
+class ZeroWhenDistributedConstructor:
+    """Builds the optimizer with ``base_constructor`` (any registered constructor, by default
+    mmengine's ``DefaultOptimWrapperConstructor``) and, when training runs on more than one
+    process, shards its state across the ranks with mmengine's ``ZeroRedundancyOptimizer``
+    (ZeRO-1, as the paper trains SwinV2-G). Param-wise settings apply either way.
+
+    Switch it on in a config::
+
+        optim_wrapper = dict(constructor='ZeroWhenDistributedConstructor',
+                             base_constructor='DefaultOptimWrapperConstructor', ...)
+    """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg=None):
+        cfg = copy.deepcopy(dict(optim_wrapper_cfg))
+        base = cfg.pop('base_constructor', 'DefaultOptimWrapperConstructor')
+        world_size = get_world_size()
+        optimizer = dict(cfg['optimizer'])
+        if world_size > 1:
+            optimizer['optimizer_type'] = optimizer.pop('type')
+            optimizer['type'] = 'ZeroRedundancyOptimizer'
+            print_log(f'ZeRO-1: {optimizer["optimizer_type"]} state is sharded across '
+                      f'{world_size} ranks (mmengine ZeroRedundancyOptimizer)', logger='current')
+        else:
+            print_log(f'single process: plain {optimizer["type"]} optimizer, no ZeRO sharding',
+                      logger='current')
+        cfg['optimizer'] = optimizer
+        self.base = OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(type=base, optim_wrapper_cfg=cfg, paramwise_cfg=paramwise_cfg))
 
     def __call__(self, model):
-        world_size = get_world_size()
-        if world_size > 1:
-            cfg = copy.deepcopy(self.optimizer_cfg)
-            cfg['optimizer_type'] = cfg.pop('type')
-            cfg['type'] = 'ZeroRedundancyOptimizer'
-            self.optimizer_cfg = cfg
-            print_log(f'ZeRO-1: {cfg["optimizer_type"]} state is sharded across {world_size} '
-                      f'ranks (mmengine ZeroRedundancyOptimizer)', logger='current')
-        else:
-            print_log(f'single process: plain {self.optimizer_cfg["type"]} optimizer, no ZeRO '
-                      f'sharding', logger='current')
-        return super().__call__(model)
+        return self.base(model)
+
+
+def local_optimizer_state_bytes(optimizer) -> int:
+    """Bytes of optimizer state (e.g. AdamW's two moments) held by this process; for a
+    ``ZeroRedundancyOptimizer`` that is this rank's shard."""
+    inner = getattr(optimizer, 'optim', optimizer)  # ZeroRedundancyOptimizer keeps its shard here
+    return sum(value.numel() * value.element_size()
+               for state in inner.state.values() for value in state.values()
+               if torch.is_tensor(value))
+
+
+def optimizer_state_bytes_per_rank(optimizer) -> List[int]:
+    """Every rank's local optimizer-state bytes, in rank order (a collective when distributed)."""
+    local = local_optimizer_state_bytes(optimizer)
+    return all_gather_object(local) if get_world_size() > 1 else [local]

@@ -7,7 +7,8 @@ from torch.distributed.optim import ZeroRedundancyOptimizer
 from mmengine.dist import get_world_size, is_main_process
 from mmengine.runner import Runner
 
-PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook')
+PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook',
+                    'OptimizerStateSizeHook')
 
 
 class SafeCheckpointRunner(Runner):
@@ -56,7 +57,8 @@ def _zero_state_gathered(runner):
 
 
 def add_protecting_hooks(cfg) -> None:
-    """Adds exact-resume, log-trimming and NaN-stop hooks to ``cfg.custom_hooks`` once."""
+    """Adds exact-resume, log-trimming, NaN-stop and optimizer-state-size hooks to
+    ``cfg.custom_hooks`` once."""
     hooks = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hooks}
     hooks += [dict(type=name) for name in PROTECTING_HOOKS if name not in present]

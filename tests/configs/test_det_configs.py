@@ -48,6 +48,7 @@ def test_config_builds_with_recipe(path):
     else:
         assert cfg.model.backbone.init_cfg.checkpoint.startswith(OFFICIAL)
         assert len(cfg.model.backbone.pretrained_window_sizes) == 4
+        assert 'constructor' not in opt
 
 
 def test_no_weight_decay_on_norms_biases_cpb_and_logit_scale():

@@ -44,6 +44,8 @@ def test_config_builds_with_recipe(path):
     if giant:
         assert cfg.crop_size == (640, 640) and model.backbone.window_sizes[0] == (40, 40)
         assert model.backbone.stages[0].with_cp
+        assert opt.constructor == 'ZeroWhenDistributedConstructor'
     else:
+        assert 'constructor' not in opt
         assert cfg.crop_size == (512, 512)
         assert cfg.model.backbone.init_cfg.checkpoint.startswith(OFFICIAL)

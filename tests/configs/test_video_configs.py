@@ -43,19 +43,26 @@ def test_config_builds_with_recipe(path):
     if giant:
         assert (train.clip_len, cfg.crop) == (8, 320)
         assert model.backbone.window_sizes[0] == (8, 20, 20) and model.backbone.stages[0].with_cp
+        assert cfg.optim_wrapper.constructor == 'ZeroWhenDistributedConstructor'
     else:
         assert (train.clip_len, train.frame_interval, cfg.crop) == (32, 2, 224)
         assert model.backbone.window_sizes[0] == (8, 7, 7)
         assert cfg.model.backbone.init_cfg.checkpoint.startswith(OFFICIAL)
 
 
-def test_backbone_parameters_get_a_tenth_of_the_lr_and_no_decay_on_norms_and_cpb():
+@pytest.mark.parametrize('zero_switch', [False, True])
+def test_backbone_parameters_get_a_tenth_of_the_lr_and_no_decay_on_norms_and_cpb(zero_switch):
+    """Also through the giant config's ZeRO-1 switch, which wraps mmaction's constructor."""
     from mmengine.optim import build_optim_wrapper
     from mmaction.utils import register_all_modules
     from mmengine.registry import DefaultScope
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'video_swinv2_t_k400.py'))
     cfg.model.backbone.init_cfg = None
+    if zero_switch:
+        giant = Config.fromfile(os.path.join(ROOT, 'configs', 'video_swinv2_g_k400.py'))
+        cfg.optim_wrapper.constructor = giant.optim_wrapper.constructor
+        cfg.optim_wrapper.base_constructor = giant.optim_wrapper.base_constructor
     model = build_in_scope(cfg.model, 'mmaction')
     with DefaultScope.overwrite_default_scope('mmaction'):
         optim = build_optim_wrapper(model, cfg.optim_wrapper)

@@ -34,7 +34,8 @@ def test_protecting_hooks_are_added_once():
     add_protecting_hooks(cfg)
     add_protecting_hooks(cfg)
     assert [h['type'] for h in cfg.custom_hooks] == [
-        'RandomStateHook', 'EMAHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook']
+        'RandomStateHook', 'EMAHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook',
+        'OptimizerStateSizeHook']
 
 
 def test_other_ranks_leave_saving_to_rank_0(tmp_path, monkeypatch):
