@@ -34,18 +34,19 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     return cfg
 
 
-def _sync_bn_to_bn(node) -> int:
-    """Replaces every ``type='SyncBN'`` in a config tree by 'BN'; returns how many."""
+def _retype(node, old: str, new: str, **fields) -> int:
+    """Gives every ``type=old`` dict in a config tree ``type=new`` (and ``fields``); returns
+    how many it changed."""
     count = 0
     if isinstance(node, dict):
-        if node.get('type') == 'SyncBN':
-            node['type'] = 'BN'
+        if node.get('type') == old:
+            node.update(fields, type=new)
             count += 1
         for value in node.values():
-            count += _sync_bn_to_bn(value)
+            count += _retype(value, old, new, **fields)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            count += _sync_bn_to_bn(value)
+            count += _retype(value, old, new, **fields)
     return count
 
 
@@ -65,7 +66,7 @@ def prepare_cpu_distributed(cfg: Config) -> None:
                                      broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters',
                                                                     False))
-    if _sync_bn_to_bn(cfg.model):
+    if _retype(cfg.model, 'SyncBN', 'BN'):
         print('swinv2_mm: CPU data parallel: SyncBN layers run as BN (per-process statistics); '
               'SyncBN needs CUDA')
     import torch.distributed as dist
@@ -79,6 +80,25 @@ def finish_distributed() -> None:
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+SKIPPED_IMAGES_FILE = 'skipped_images.txt'
+
+
+def use_checked_image_loading(cfg: Config, skip_corrupt: bool = False) -> None:
+    """Loads images with ``CheckedLoadImageFromFile``: a corrupt or truncated image stops the
+    run with its path, or, with ``skip_corrupt``, training skips it, logs it and lists it
+    in ``WORK_DIR/skipped_images.txt`` (validation and test images always stop the run)."""
+    from .datasets import image_loading  # noqa: F401  (registers the transform)
+    skipped_log = osp.join(cfg.work_dir, SKIPPED_IMAGES_FILE)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        skip = skip_corrupt and key == 'train_dataloader'
+        fields = dict(skip_corrupt=True, skipped_log=skipped_log) if skip else {}
+        if cfg.get(key):
+            _retype(cfg[key], 'LoadImageFromFile', 'CheckedLoadImageFromFile', **fields)
+    if skip_corrupt:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='SkippedImagesHook', skipped_log=skipped_log)]
 
 
 def enable_amp(cfg: Config) -> str:
@@ -107,6 +127,22 @@ def set_resume(cfg: Config, resume: Optional[str]) -> None:
         cfg.resume, cfg.load_from = True, resume
 
 
+def check_checkpoint_paths(cfg: Config) -> None:
+    """Opens the checkpoint a run will load (``load_from``, or the work dir's latest for
+    ``--resume``) before any model is built, so a missing, truncated, foreign or untrusted
+    file is reported at once, by name."""
+    from mmengine.runner import find_latest_checkpoint
+    from .engine.safe_load import check_checkpoint_file
+    path = cfg.get('load_from')
+    if path is None and cfg.get('resume'):
+        path = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        if path is None:
+            print(f'swinv2_mm: --resume: no checkpoint in {cfg.work_dir} yet, training starts '
+                  f'from the beginning')
+    if path is not None and _is_local(path):
+        check_checkpoint_file(path)
+
+
 def _dataset_cfgs(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
     """Every leaf dataset config under a dataloader, unwrapping dataset wrappers."""
     stack = [(f'{key}.dataset', cfg)]
@@ -120,15 +156,47 @@ def _dataset_cfgs(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
             yield name, ds
 
 
-def _generates_its_data(dataset_type, scope: Optional[str]) -> bool:
-    """Datasets that create their files on first use (the embedded demos) are not checked."""
+def _dataset_class(dataset_type, scope: Optional[str]):
     if not isinstance(dataset_type, str):
-        return bool(getattr(dataset_type, 'GENERATES_DATA', False))
+        return dataset_type
     from mmengine.registry import DATASETS, DefaultScope
     with DefaultScope.overwrite_default_scope(scope):
         with DATASETS.switch_scope_and_registry(scope) as registry:
-            cls = registry.get(dataset_type)
-    return bool(getattr(cls, 'GENERATES_DATA', False))
+            return registry.get(dataset_type)
+
+
+def _init_default(cls, name: str, fallback):
+    """The default a dataset class gives an argument (e.g. ADE20K's ``img_suffix``)."""
+    import inspect
+    param = inspect.signature(cls).parameters.get(name)
+    return fallback if param is None or param.default is param.empty else param.default
+
+
+def _check_format(ds: dict, cls, root: str) -> None:
+    """Checks the annotation format of a COCO, segmentation (ADE20K layout) or mmaction2
+    video/rawframe dataset config whose files exist."""
+    from .datasets.checks import (check_coco_file, check_segmentation_folders,
+                                  check_video_list)
+    kinds = {klass.__name__ for klass in getattr(cls, '__mro__', ())}
+    ann = osp.join(root, ds['ann_file']) if _is_local(ds.get('ann_file')) else None
+    prefix = {k: osp.join(root, v) for k, v in (ds.get('data_prefix') or {}).items()
+              if _is_local(v)}
+    if 'CocoDataset' in kinds and ann and ann.endswith('.json'):
+        check_coco_file(ann)
+    elif 'BaseSegDataset' in kinds and 'img_path' in prefix and 'seg_map_path' in prefix:
+        names = None
+        if ann:
+            with open(ann) as f:
+                names = [line.strip() for line in f if line.strip()]
+        check_segmentation_folders(
+            prefix['img_path'], prefix['seg_map_path'],
+            ds.get('img_suffix', _init_default(cls, 'img_suffix', '.jpg')),
+            ds.get('seg_map_suffix', _init_default(cls, 'seg_map_suffix', '.png')), names)
+    elif 'RawframeDataset' in kinds and ann:
+        check_video_list(ann, rawframes=True, with_offset=ds.get('with_offset', False))
+    elif 'VideoDataset' in kinds and ann:
+        check_video_list(ann, rawframes=False, video_dir=prefix.get('video', root),
+                         delimiter=ds.get('delimiter', ' '))
 
 
 def _is_local(path) -> bool:
@@ -137,14 +205,16 @@ def _is_local(path) -> bool:
 
 def check_data_paths(cfg: Config, phase: str) -> None:
     """Raises DataNotFoundError, before any model is built, for a data root, annotation file,
-    image/video folder or evaluator annotation file of ``phase`` that does not exist."""
+    image/video folder or evaluator annotation file of ``phase`` that does not exist, and
+    AnnotationFormatError for annotations that exist but are not in their dataset's format."""
     scope = cfg.get('default_scope')
     for key in PHASE_DATALOADERS[phase]:
         loader = cfg.get(key)
         if not loader or 'dataset' not in loader:
             continue
         for name, ds in _dataset_cfgs(loader['dataset'], key):
-            if _generates_its_data(ds.get('type'), scope):
+            cls = _dataset_class(ds.get('type'), scope)
+            if getattr(cls, 'GENERATES_DATA', False):  # the embedded demos create their files
                 continue
             root = ds.get('data_root') or ''
             if _is_local(root) and not osp.isdir(root):
@@ -156,12 +226,16 @@ def check_data_paths(cfg: Config, phase: str) -> None:
                 path = osp.join(root, prefix) if _is_local(prefix) else None
                 if path and not osp.exists(path):
                     raise DataNotFoundError(_missing_message(f'{name}.data_prefix.{field}', path, cfg))
+            _check_format(ds, cls, root)
     for key in PHASE_EVALUATORS[phase]:
         evaluators = cfg.get(key) or []
         for i, ev in enumerate(evaluators if isinstance(evaluators, list) else [evaluators]):
             ann = ev.get('ann_file') if isinstance(ev, dict) else None
             if _is_local(ann) and not osp.isfile(ann):
                 raise DataNotFoundError(_missing_message(f'{key}.ann_file', ann, cfg))
+            if _is_local(ann) and ann.endswith('.json') and 'Coco' in str(ev.get('type')):
+                from .datasets.checks import check_coco_file
+                check_coco_file(ann)
 
 
 def _missing_message(key: str, path: str, cfg: Config) -> str:

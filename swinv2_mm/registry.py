@@ -9,7 +9,7 @@ that name in its own registry, which it keeps finding first: nothing is shadowed
 from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
 
 from .engine import (OptimizerStateSizeHook, RandomStateHook, SafeCheckpointRunner,
-                     StopOnNonFiniteLossHook, TrimSupersededLogsHook,
+                     SkippedImagesHook, StopOnNonFiniteLossHook, TrimSupersededLogsHook,
                      ZeroWhenDistributedConstructor)
 from .models import SwinTransformerV2, VideoSwinTransformerV2
 
@@ -20,7 +20,7 @@ def register_all() -> None:
                           (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor),
                           (RUNNERS, SafeCheckpointRunner), (HOOKS, RandomStateHook),
                           (HOOKS, TrimSupersededLogsHook), (HOOKS, StopOnNonFiniteLossHook),
-                          (HOOKS, OptimizerStateSizeHook)):
+                          (HOOKS, OptimizerStateSizeHook), (HOOKS, SkippedImagesHook)):
         current = registry.module_dict.get(cls.__name__)
         if current is None or current.__module__.startswith('swinv2_mm.'):  # absent or ours
             registry.register_module(module=cls, force=True)

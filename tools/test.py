@@ -5,9 +5,10 @@
 import argparse
 import os
 
-from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_data_paths,
-                              enable_show_dir, finish_distributed, load_config,
-                              make_runner)
+from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_checkpoint_paths,
+                              check_data_paths, enable_show_dir, finish_distributed,
+                              load_config, make_runner, use_checked_image_loading)
+from swinv2_mm.models import ConfigError
 
 
 def parse_args():
@@ -29,12 +30,17 @@ def main():
     try:
         cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
         check_data_paths(cfg, 'test')
+        use_checked_image_loading(cfg)
         if args.show or args.show_dir:
             enable_show_dir(cfg, args.show_dir, args.show, args.wait_time)
+        cfg.load_from = args.checkpoint
+        check_checkpoint_paths(cfg)
     except (DataNotFoundError, ValueError, FileNotFoundError) as err:
         raise SystemExit(f'error: {err}')
-    cfg.load_from = args.checkpoint
-    runner = make_runner(cfg)
+    try:
+        runner = make_runner(cfg)
+    except ConfigError as err:  # a backbone argument: the message names it and the fix
+        raise SystemExit(f'error: {err}')
     if args.out:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))

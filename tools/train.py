@@ -5,8 +5,10 @@
 import argparse
 import os
 
-from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_data_paths, enable_amp,
-                              finish_distributed, load_config, make_runner, set_resume)
+from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_checkpoint_paths,
+                              check_data_paths, enable_amp, finish_distributed, load_config,
+                              make_runner, set_resume, use_checked_image_loading)
+from swinv2_mm.models import ConfigError
 
 
 def parse_args():
@@ -18,6 +20,9 @@ def parse_args():
                         help='scale the learning rate with the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the last checkpoint in the work dir, or from a path')
+    parser.add_argument('--skip-corrupt-images', action='store_true',
+                        help='skip corrupt or unreadable training images (logged, counted and '
+                             'listed in WORK_DIR/skipped_images.txt) instead of stopping')
     add_common_args(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -29,14 +34,20 @@ def main():
     try:
         cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
         check_data_paths(cfg, 'train')
+        use_checked_image_loading(cfg, args.skip_corrupt_images)
         if args.amp:
             enable_amp(cfg)
+        set_resume(cfg, args.resume)
+        check_checkpoint_paths(cfg)
     except (DataNotFoundError, RuntimeError, ValueError, FileNotFoundError) as err:
         raise SystemExit(f'error: {err}')
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    set_resume(cfg, args.resume)
-    make_runner(cfg).train()
+    try:
+        runner = make_runner(cfg)
+    except ConfigError as err:  # a backbone argument: the message names it and the fix
+        raise SystemExit(f'error: {err}')
+    runner.train()
     finish_distributed()
 
 

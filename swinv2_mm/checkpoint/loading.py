@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from ..engine.safe_load import CheckpointFileError, load_checkpoint_file
 from .convert import convert_state_dict
 from .inflate import inflate_2d_to_3d, needs_inflation
 
@@ -16,7 +17,8 @@ _OUT_NORM = re.compile(r'^norm\d+\.')
 def read_checkpoint(path: str) -> Mapping:
     """Reads a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file or a URL, tensors only.
 
-    Local pickles are read with ``weights_only=True``: loading weights never runs code.
+    Local pickles are read with torch's weights-only unpickler: loading weights never runs
+    code (see ``swinv2_mm.engine.safe_load``).
     """
     if '://' in path:
         from mmengine.runner.checkpoint import CheckpointLoader
@@ -24,14 +26,14 @@ def read_checkpoint(path: str) -> Mapping:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint: {path!r} does not exist; check init_cfg.checkpoint '
                                 f'(or the path given on the command line)')
+    if not path.endswith('.safetensors'):
+        return load_checkpoint_file(path)
+    from safetensors.torch import load_file
     try:
-        if path.endswith('.safetensors'):
-            from safetensors.torch import load_file
-            return load_file(path, device='cpu')
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch / safetensors raise many types for a bad file
-        raise ValueError(f'checkpoint: {path!r} is not a readable checkpoint (truncated, or not a '
-                         f'torch or safetensors file): {type(err).__name__}: {err}') from err
+        return load_file(path, device='cpu')
+    except Exception as err:  # safetensors raises several types for a bad file
+        raise CheckpointFileError(f'checkpoint: {path!r} is truncated or not a safetensors file: '
+                                  f'{type(err).__name__}: {err}') from None
 
 
 def _shape(t: Optional[torch.Tensor]) -> str:

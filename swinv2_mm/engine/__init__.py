@@ -1,10 +1,10 @@
 """Training-side helpers built on what mmengine provides."""
-from .hooks import (OptimizerStateSizeHook, RandomStateHook, StopOnNonFiniteLossHook,
-                    TrimSupersededLogsHook)
+from .hooks import (OptimizerStateSizeHook, RandomStateHook, SkippedImagesHook,
+                    StopOnNonFiniteLossHook, TrimSupersededLogsHook)
 from .optim import ZeroWhenDistributedConstructor
 from .runner import SafeCheckpointRunner, add_protecting_hooks
 from .safe_load import allow_mmengine_checkpoints
 
-__all__ = ['OptimizerStateSizeHook', 'RandomStateHook', 'SafeCheckpointRunner',
+__all__ = ['OptimizerStateSizeHook', 'RandomStateHook', 'SafeCheckpointRunner', 'SkippedImagesHook',
            'StopOnNonFiniteLossHook', 'TrimSupersededLogsHook', 'ZeroWhenDistributedConstructor',
            'add_protecting_hooks', 'allow_mmengine_checkpoints']

@@ -114,3 +114,27 @@ class OptimizerStateSizeHook(Hook):
         mib = ', '.join(f'{b / 2**20:.2f}' for b in per_rank)
         print_log(f'optimizer state per rank (MiB): [{mib}]; total {sum(per_rank) / 2**20:.2f} '
                   f'MiB over {len(per_rank)} rank(s)', logger='current')
+
+
+class SkippedImagesHook(Hook):
+    """Reports, after each validation and at the end of training, how many corrupt training
+    images were skipped (``tools/train.py --skip-corrupt-images``) and where they are listed."""
+
+    def __init__(self, skipped_log: str):
+        self.skipped_log = skipped_log
+
+    def count(self) -> int:
+        if not os.path.isfile(self.skipped_log):
+            return 0
+        with open(self.skipped_log) as f:
+            return sum(1 for line in f if line.strip())
+
+    def _report(self) -> None:
+        print_log(f'corrupt training images skipped so far: {self.count()} (listed in '
+                  f'{self.skipped_log})', logger='current')
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._report()
+
+    def after_train(self, runner) -> None:
+        self._report()

@@ -7,6 +7,8 @@ from torch.distributed.optim import ZeroRedundancyOptimizer
 from mmengine.dist import get_world_size, is_main_process
 from mmengine.runner import Runner
 
+from .safe_load import check_checkpoint_file
+
 PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook',
                     'OptimizerStateSizeHook')
 
@@ -14,7 +16,13 @@ PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFinit
 class SafeCheckpointRunner(Runner):
     """Writes each checkpoint to a temporary file in the same folder and renames it into
     place, so a crash while saving leaves the previous checkpoint intact and never a
-    truncated file under a checkpoint's name."""
+    truncated file under a checkpoint's name; a local checkpoint that is truncated, not a
+    checkpoint or untrusted is reported by name before mmengine reads it."""
+
+    def load_checkpoint(self, filename: str, *args, **kwargs):
+        if '://' not in str(filename):
+            check_checkpoint_file(filename)
+        return super().load_checkpoint(filename, *args, **kwargs)
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         with _zero_state_gathered(self):

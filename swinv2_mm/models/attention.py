@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import ConfigError
 from .position_bias import build_cpb_mlp, continuous_position_bias
 
 LOGIT_SCALE_INIT = math.log(10.0)
@@ -25,7 +26,7 @@ class WindowAttentionV2(nn.Module):
                  attn_drop: float = 0.0, proj_drop: float = 0.0, fused: bool = True):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'num_heads: {num_heads} heads do not divide {dim} channels; '
+            raise ConfigError(f'num_heads: {num_heads} heads do not divide {dim} channels; '
                              f'choose a head count that divides the stage width')
         self.num_heads = num_heads
         self.pretrained_window = tuple(pretrained_window)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from .blocks import SwinV2Block, SwinV2Stage
+from .errors import ConfigError
 
 ARCH_ZOO: Dict[str, dict] = {
     'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -27,17 +28,17 @@ def resolve_arch(arch: Union[str, dict]) -> dict:
     if isinstance(arch, str):
         name = ARCH_ALIASES.get(arch.lower(), arch.lower())
         if name not in ARCH_ZOO:
-            raise ValueError(f'arch: unknown name {arch!r}; choose one of {sorted(ARCH_ZOO)} '
+            raise ConfigError(f'arch: unknown name {arch!r}; choose one of {sorted(ARCH_ZOO)} '
                              f'or pass a dict with keys {ARCH_KEYS}')
         return dict(ARCH_ZOO[name])
     if not isinstance(arch, dict) or not set(ARCH_KEYS) <= set(arch):
-        raise ValueError(f'arch: a custom arch must be a dict with keys {ARCH_KEYS}, got {arch!r}')
+        raise ConfigError(f'arch: a custom arch must be a dict with keys {ARCH_KEYS}, got {arch!r}')
     extra = set(arch) - set(ARCH_KEYS) - {'extra_norm_every_n_blocks'}
     if extra:
-        raise ValueError(f'arch: unknown keys {sorted(extra)}; allowed {ARCH_KEYS}')
+        raise ConfigError(f'arch: unknown keys {sorted(extra)}; allowed {ARCH_KEYS}')
     arch = dict(arch)
     if len(arch['depths']) != len(arch['num_heads']):
-        raise ValueError(f'arch: depths {arch["depths"]} and num_heads {arch["num_heads"]} '
+        raise ConfigError(f'arch: depths {arch["depths"]} and num_heads {arch["num_heads"]} '
                          f'must have one value per stage')
     return arch
 
@@ -47,7 +48,7 @@ def per_stage(value, num_stages: int, name: str, num_axes: int = 2) -> List[Tupl
     def axes(v):
         t = (v,) * num_axes if isinstance(v, int) else tuple(v)
         if len(t) != num_axes or not all(isinstance(i, int) for i in t):
-            raise ValueError(f'{name}: expected an int or {num_axes} ints per stage, got {v!r}')
+            raise ConfigError(f'{name}: expected an int or {num_axes} ints per stage, got {v!r}')
         return t
 
     if isinstance(value, int):
@@ -57,7 +58,7 @@ def per_stage(value, num_stages: int, name: str, num_axes: int = 2) -> List[Tupl
         return [axes(value)] * num_stages  # a tuple: one per-axis window for every stage
     value = list(value)  # a list: one entry per stage
     if len(value) != num_stages:
-        raise ValueError(f'{name}: expected an int or a list of {num_stages} values (one per '
+        raise ConfigError(f'{name}: expected an int or a list of {num_stages} values (one per '
                          f'stage 0..{num_stages - 1}), got {len(value)}: {value!r}')
     return [axes(v) for v in value]
 
@@ -77,7 +78,7 @@ class PatchEmbed(nn.Module):
         size = x.shape[2:]
         if any(s < p for s, p in zip(size, self.patch_size)):
             axes = ('frames', 'height', 'width')[-len(size):]
-            raise ValueError(f'input: {dict(zip(axes, size))} is smaller than one patch '
+            raise ConfigError(f'input: {dict(zip(axes, size))} is smaller than one patch '
                              f'{dict(zip(axes, self.patch_size))}; inputs must be at least one '
                              f'patch along every axis')
         pads = []
@@ -135,23 +136,23 @@ class SwinV2Backbone(BaseModule):
         self.pretrained_window_sizes = per_stage(pretrained_window_sizes, self.num_stages,
                                                  'pretrained_window_sizes', num_axes)
         if any(w < 1 for ws in self.window_sizes for w in ws):
-            raise ValueError(f'window_size: every window must be >= 1, got {window_size!r}')
+            raise ConfigError(f'window_size: every window must be >= 1, got {window_size!r}')
         if any(p < 1 for p in patch_size):
-            raise ValueError(f'patch_size: every entry must be >= 1, got {tuple(patch_size)}')
+            raise ConfigError(f'patch_size: every entry must be >= 1, got {tuple(patch_size)}')
         self.out_indices = tuple(out_indices)
         for i in self.out_indices:
             if not 0 <= i < self.num_stages:
-                raise ValueError(f'out_indices: {i} is out of range; stages are numbered '
+                raise ConfigError(f'out_indices: {i} is out of range; stages are numbered '
                                  f'0..{self.num_stages - 1}')
         if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages: {frozen_stages} is out of range '
+            raise ConfigError(f'frozen_stages: {frozen_stages} is out of range '
                              f'-1..{self.num_stages}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.num_features = [self.embed_dims * 2 ** i for i in range(self.num_stages)]
         for i, (dim, h) in enumerate(zip(self.num_features, heads)):
             if h < 1 or dim % h:
-                raise ValueError(f'num_heads: stage {i} has {dim} channels, which {h} heads do '
+                raise ConfigError(f'num_heads: stage {i} has {dim} channels, which {h} heads do '
                                  f'not divide; use a head count that divides {dim}')
 
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size)

@@ -3,6 +3,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
+from .errors import ConfigError
 from .swin_v2 import SwinV2Backbone
 
 WindowArg = Union[int, Sequence[int], Sequence[Union[int, Sequence[int]]]]
@@ -51,7 +52,7 @@ class VideoSwinTransformerV2(SwinV2Backbone):
                  init_cfg: Optional[dict] = None):
         patch_size = tuple(patch_size)
         if len(patch_size) != 3:
-            raise ValueError(f'patch_size: expected (t, h, w), got {patch_size!r}')
+            raise ConfigError(f'patch_size: expected (t, h, w), got {patch_size!r}')
         super().__init__(arch, in_channels, patch_size,
                          spatial_int_to_3d(window_size, temporal_window),
                          spatial_int_to_3d(pretrained_window_sizes, 0), mlp_ratio, qkv_bias,
@@ -61,7 +62,7 @@ class VideoSwinTransformerV2(SwinV2Backbone):
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
         """(B, C, T, H, W) -> NCTHW map(s) of ``out_indices`` at (T/2, H/4 * 2^-i, W/4 * 2^-i)."""
         if x.ndim != 5:
-            raise ValueError(f'input: expected a (B, C, T, H, W) clip batch, got shape '
+            raise ConfigError(f'input: expected a (B, C, T, H, W) clip batch, got shape '
                              f'{tuple(x.shape)}')
         outs = tuple(out.movedim(-1, 1).contiguous() for out in self.stage_outputs(x))
         return outs[0] if len(outs) == 1 else outs

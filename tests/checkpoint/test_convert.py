@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from swinv2_mm import SwinTransformerV2, convert_state_dict, load_pretrained
 from swinv2_mm.checkpoint import detect_layout, read_checkpoint, to_mmpretrain
@@ -152,7 +153,6 @@ def test_architecture_mismatch_names_key_and_shapes(reference_sd):
 def test_init_cfg_pretrained_from_files(tmp_path, reference_sd, suffix):
     path = str(tmp_path / f'weights{suffix}')
     if suffix == '.safetensors':
-        from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in timm_layout(reference_sd).items()}, path)
     else:
         torch.save(official_layout(reference_sd), path)
@@ -170,12 +170,17 @@ def test_unreadable_checkpoints(tmp_path, reference_sd):
     path = tmp_path / 'truncated.pth'
     torch.save(official_layout(reference_sd), path)
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ValueError, match='not a readable checkpoint'):
+    with pytest.raises(ValueError, match='truncated or not a checkpoint'):
         read_checkpoint(str(path))
     text = tmp_path / 'notes.pth'
     text.write_text('not a checkpoint')
-    with pytest.raises(ValueError, match='not a readable checkpoint'):
+    with pytest.raises(ValueError, match='truncated or not a checkpoint'):
         read_checkpoint(str(text))
+    safetensors = tmp_path / 'cut.safetensors'
+    save_file({'w': torch.ones(100)}, str(safetensors))
+    safetensors.write_bytes(safetensors.read_bytes()[:60])
+    with pytest.raises(ValueError, match='truncated or not a safetensors file'):
+        read_checkpoint(str(safetensors))
     with pytest.raises(ValueError, match='no SwinV2 layout'):
         convert_state_dict({'conv1.weight': torch.zeros(1)})
 

@@ -1,0 +1,122 @@
+"""Format checks for the annotation files and folders a config points at, run by the tools
+before any model is built, so a wrong file is named with what is wrong instead of failing
+deep inside a toolbox's loader. No toolbox is imported here."""
+import json
+import os
+import os.path as osp
+from typing import Iterable, List, Optional
+
+
+class AnnotationFormatError(ValueError):
+    """An annotation file or folder that exists but is not in the format its dataset reads."""
+
+
+COCO_FIELDS = {'images': ('id', 'file_name', 'height', 'width'),
+               'annotations': ('id', 'image_id', 'category_id', 'bbox'),
+               'categories': ('id', 'name')}
+
+
+def check_coco_file(path: str) -> None:
+    """A COCO instances file: JSON with ``images``, ``annotations`` and ``categories`` lists
+    whose entries carry the fields mmdet reads; boxes are four numbers."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise AnnotationFormatError(f'annotation file {path!r} is not valid JSON ({err}); a COCO '
+                                    f'instances file was expected') from None
+    if not isinstance(data, dict):
+        raise AnnotationFormatError(f'annotation file {path!r} holds a JSON {type(data).__name__}; '
+                                    f'COCO format is an object with {sorted(COCO_FIELDS)}')
+    for key, fields in COCO_FIELDS.items():
+        entries = data.get(key)
+        if not isinstance(entries, list):
+            raise AnnotationFormatError(
+                f'annotation file {path!r} is not COCO format: {key!r} is '
+                f'{"missing" if entries is None else type(entries).__name__}, a list was expected')
+        for i, entry in enumerate(entries):
+            missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
+            if missing:
+                raise AnnotationFormatError(f'annotation file {path!r} is not COCO format: '
+                                            f'{key}[{i}] lacks {missing}')
+    for i, ann in enumerate(data['annotations']):
+        box = ann['bbox']
+        if not (isinstance(box, list) and len(box) == 4
+                and all(isinstance(v, (int, float)) for v in box)):
+            raise AnnotationFormatError(f'annotation file {path!r} is not COCO format: '
+                                        f'annotations[{i}].bbox is {box!r}, [x, y, w, h] expected')
+
+
+def _files_with_suffix(folder: str, suffix: str) -> List[str]:
+    """Paths below ``folder`` (recursively) ending in ``suffix``, relative, without it."""
+    found = []
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(suffix):
+                rel = osp.relpath(osp.join(root, name), folder)
+                found.append(rel[:-len(suffix)])
+    return sorted(found)
+
+
+def check_segmentation_folders(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
+                               names: Optional[Iterable[str]] = None) -> None:
+    """ADE20K layout (mmseg): every image ``NAME{img_suffix}`` has its label map
+    ``NAME{seg_suffix}``, a one-channel image of class indices."""
+    names = list(names) if names is not None else _files_with_suffix(img_dir, img_suffix)
+    if not names:
+        raise AnnotationFormatError(f'image folder {img_dir!r} holds no {img_suffix} images')
+    missing = [n for n in names if not osp.isfile(osp.join(seg_dir, n + seg_suffix))]
+    if missing:
+        raise AnnotationFormatError(
+            f'{len(missing)} of {len(names)} images have no label map in {seg_dir!r}, e.g. '
+            f'{missing[0] + img_suffix} needs {osp.join(seg_dir, missing[0] + seg_suffix)}')
+    from PIL import Image
+    first = osp.join(seg_dir, names[0] + seg_suffix)
+    try:
+        with Image.open(first) as label_map:
+            mode = label_map.mode
+    except OSError as err:
+        raise AnnotationFormatError(f'label map {first!r} cannot be read ({err})') from None
+    if mode not in ('L', 'P', 'I', 'I;16'):
+        raise AnnotationFormatError(
+            f'label map {first!r} is a {mode} image; ADE20K-format label maps hold one channel of '
+            f'class indices (mode L or P)')
+
+
+def check_video_list(path: str, rawframes: bool, video_dir: Optional[str] = None,
+                     with_offset: bool = False, delimiter: Optional[str] = None) -> None:
+    """An mmaction2 list file: ``VIDEO LABEL...`` per line (VideoDataset), or
+    ``FRAME_DIR [OFFSET] TOTAL_FRAMES LABEL...`` (RawframeDataset). Labels are integers; a
+    video with no frames (a count of 0, an empty video file) is an error, as is a listed
+    video file that does not exist under ``video_dir``."""
+    with open(path, encoding='utf-8') as f:
+        lines = f.read().splitlines()
+    counted = 2 if with_offset else 1
+    entries = 0
+    for number, line in enumerate(lines, 1):
+        fields = line.strip().split(delimiter if not rawframes else None)
+        if not fields or fields == ['']:
+            continue
+        entries += 1
+        where = f'{path}:{number} ({line.strip()!r})'
+        numbers = fields[1:]
+        if rawframes and len(numbers) < counted:
+            raise AnnotationFormatError(
+                f'{where}: a rawframe list line is FRAME_DIR {"OFFSET " if with_offset else ""}'
+                f'TOTAL_FRAMES LABEL')
+        if not all(v.lstrip('-').isdigit() for v in numbers):
+            raise AnnotationFormatError(
+                f'{where}: expected integer '
+                f'{"frame counts and " if rawframes else ""}labels after the '
+                f'{"frame folder" if rawframes else "video file"}')
+        if rawframes and int(numbers[counted - 1]) <= 0:
+            raise AnnotationFormatError(f'{where}: video has no frames (TOTAL_FRAMES is '
+                                        f'{numbers[counted - 1]})')
+        if not rawframes and video_dir is not None:
+            video = osp.join(video_dir, fields[0])
+            if not osp.isfile(video):
+                raise AnnotationFormatError(f'{where}: video file {video!r} does not exist')
+            if osp.getsize(video) == 0:
+                raise AnnotationFormatError(f'{where}: video has no frames (empty file {video!r})')
+    if not entries:
+        raise AnnotationFormatError(f'video list {path!r} lists no videos')
