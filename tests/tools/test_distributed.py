@@ -2,6 +2,7 @@
 import os
 import re
 import socket
+import subprocess
 
 import pytest
 
@@ -70,4 +71,16 @@ def test_a_single_process_loads_and_evaluates_the_checkpoint(runs, env, name, tm
     out = run_tool([os.path.join(ROOT, 'tools', 'test.py'), DEMO, str(work / f'iter_{ITERS}.pth'),
                     '--work-dir', str(tmp_path), '--cfg-options', 'test_dataloader.dataset.indices=2',
                     'model.test_cfg.rcnn.score_thr=0.0'], env, str(tmp_path))
+    assert 'coco/bbox_mAP:' in out.stdout + out.stderr
+
+
+def test_dist_test_evaluates_on_two_processes(runs, env, tmp_path):
+    work = runs['zero'][0]
+    out = subprocess.run(['bash', os.path.join(ROOT, 'tools', 'dist_test.sh'), DEMO,
+                          str(work / f'iter_{ITERS}.pth'), '2', '--work-dir', str(tmp_path),
+                          '--cfg-options', 'test_dataloader.dataset.indices=4',
+                          'model.test_cfg.rcnn.score_thr=0.0'],
+                         env=dict(env, OMP_NUM_THREADS='1', PORT=str(free_port())),
+                         cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
     assert 'coco/bbox_mAP:' in out.stdout + out.stderr
