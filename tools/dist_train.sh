@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Data-parallel training with torchrun: tools/dist_train.sh CONFIG NUM_PROCESSES [train.py flags]
+# (PYTHON=/path/to/python picks the interpreter; PORT, NNODES, NODE_RANK, MASTER_ADDR as usual)
 set -euo pipefail
 CONFIG=$1
 NPROC=$2
 shift 2
-exec python -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
+exec "${PYTHON:-python}" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \
   --nproc_per_node="$NPROC" "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "$@"

@@ -3,6 +3,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -80,7 +81,8 @@ def test_dist_test_evaluates_on_two_processes(runs, env, tmp_path):
                           str(work / f'iter_{ITERS}.pth'), '2', '--work-dir', str(tmp_path),
                           '--cfg-options', 'test_dataloader.dataset.indices=4',
                           'model.test_cfg.rcnn.score_thr=0.0'],
-                         env=dict(env, OMP_NUM_THREADS='1', PORT=str(free_port())),
+                         env=dict(env, OMP_NUM_THREADS='1', PORT=str(free_port()),
+                                  PYTHON=sys.executable),
                          cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'coco/bbox_mAP:' in out.stdout + out.stderr
