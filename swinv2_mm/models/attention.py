@@ -1,36 +1,58 @@
 """Scaled cosine window attention of SwinV2 with a log-spaced continuous position bias."""
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 
 from .errors import ConfigError
 from .position_bias import build_cpb_mlp, continuous_position_bias
 
 LOGIT_SCALE_INIT = math.log(10.0)
 LOGIT_SCALE_MAX = math.log(100.0)  # tau >= 0.01
+NORM_EPS = 1e-12  # as F.normalize
+BIAS_CACHE_SIZE = 4  # windows kept per block in inference (e.g. regular and shrunk ones)
+
+
+def unit_rows(x: torch.Tensor, gain: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """x / max(|x|, eps) along the last axis, times ``gain``: one multiply by a per-row factor.
+    Computed in at least float32 (a no-op for float32 input): in half precision the squares
+    overflow and eps underflows, and the zero rows of padded keys would become 0 * inf = NaN."""
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    factor = torch.rsqrt(wide.pow(2).sum(-1, keepdim=True).clamp_min(NORM_EPS ** 2))
+    return (wide * (factor if gain is None else factor * gain)).to(x.dtype)
 
 
 class WindowAttentionV2(nn.Module):
     """Multi-head attention inside windows: cos(q, k) / tau + B, tau learnable per head.
 
-    ``fused=True`` folds the cosine normalisation and the clamped scale into q and k
-    and calls ``scaled_dot_product_attention`` with bias and mask as one additive
-    mask; ``fused=False`` is the explicit reference computation (and export path).
+    The cosine normalisation and the clamped scale 1/tau are folded into q and k. With
+    ``fused=True`` the attention itself is ``scaled_dot_product_attention`` with position
+    bias and mask as one additive mask; ``fused=False`` computes it as explicit matrix
+    products (the reference and export path); ``fused=None`` takes SDPA on GPUs and the
+    explicit products on CPU, where they measured as fast or faster (docs/benchmarks.md).
+    ``chunk_size`` > 0 attends ``chunk_size`` windows at a time (the paper's sequential
+    attention), recomputing each chunk in backward: attention memory stays bounded.
+    In inference the position bias is cached until the CPB weights change.
     """
 
     def __init__(self, dim: int, num_heads: int, num_axes: int = 2,
                  pretrained_window: Sequence[int] = (0, 0), qkv_bias: bool = True,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0, fused: bool = True):
+                 attn_drop: float = 0.0, proj_drop: float = 0.0, fused: Optional[bool] = None,
+                 chunk_size: int = 0):
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f'num_heads: {num_heads} heads do not divide {dim} channels; '
-                             f'choose a head count that divides the stage width')
+                              f'choose a head count that divides the stage width')
+        if chunk_size < 0:
+            raise ConfigError(f'attn_chunk_size: expected 0 (off) or a positive number of '
+                              f'windows, got {chunk_size}')
         self.num_heads = num_heads
         self.pretrained_window = tuple(pretrained_window)
         self.fused = fused
+        self.chunk_size = chunk_size
         self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), LOGIT_SCALE_INIT))
         self.cpb_mlp = build_cpb_mlp(num_axes, num_heads)
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
@@ -42,40 +64,86 @@ class WindowAttentionV2(nn.Module):
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self._bias_cache: dict = {}
+        self._bias_cache_key: Optional[tuple] = None
 
     def qkv_bias(self) -> Optional[torch.Tensor]:
         if self.q_bias is None:
             return None
         return torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
 
+    def _cpb_state(self) -> tuple:
+        """Changes whenever a CPB weight does: replaced (``to``, ``half``), or modified in place
+        (``load_state_dict``, optimizer steps) which bumps its version counter."""
+        return tuple((p.data_ptr(), p._version, p.dtype) for p in self.cpb_mlp.parameters())
+
     def position_bias(self, window: Sequence[int]) -> torch.Tensor:
-        """Position bias (heads, N, N) for the window this call runs at."""
-        return continuous_position_bias(self.cpb_mlp, window, self.pretrained_window)
+        """Position bias (heads, N, N) for the window this call runs at; in inference taken
+        from a cache that is dropped as soon as the CPB weights change."""
+        if torch.is_grad_enabled() or self.training:
+            return continuous_position_bias(self.cpb_mlp, window, self.pretrained_window)
+        state = self._cpb_state()
+        if state != self._bias_cache_key:
+            self._bias_cache, self._bias_cache_key = {}, state
+        window = tuple(window)
+        if window not in self._bias_cache:
+            if len(self._bias_cache) >= BIAS_CACHE_SIZE:
+                self._bias_cache.pop(next(iter(self._bias_cache)))
+            self._bias_cache[window] = continuous_position_bias(self.cpb_mlp, window,
+                                                                self.pretrained_window)
+        return self._bias_cache[window]
 
     def forward(self, x: torch.Tensor, window: Sequence[int],
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x: (B * nW, N, C) windows; mask: (nW, N, N) additive or None."""
-        bw, n, c = x.shape
-        heads = self.num_heads
-        nw = 1 if mask is None else mask.shape[0]
-        qkv = F.linear(x, self.qkv.weight, self.qkv_bias())
-        # (B*nW, N, 3, h, hd) -> (3, B, nW*h, N, hd): windows and heads share one batch axis
-        qkv = qkv.view(bw // nw, nw, n, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
-        q, k, v = qkv.reshape(3, bw // nw, nw * heads, n, c // heads).unbind(0)
-        scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()  # (h, 1, 1)
+        """x: (B * nW, N, C) windows, batch-major; mask: (nW, N, N) additive or None."""
         bias = self.position_bias(window).unsqueeze(0)  # (1, h, N, N)
         if mask is not None:
             bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, h, N, N)
-        bias = bias.reshape(nw * heads, n, n)
-        scale = scale.repeat(nw, 1, 1)  # (nW*h, 1, 1)
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        chunked_axis = x.shape[0] if bias.shape[0] == 1 else bias.shape[0]  # windows per image
+        if self.chunk_size and chunked_axis > self.chunk_size:
+            return self._attend_in_chunks(x, bias)
+        return self._attend(x, bias)
+
+    def _attend_in_chunks(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Windows ``chunk_size`` at a time; a chunk's activations are recomputed in backward."""
+        bw, n, c = x.shape
+        nw = bias.shape[0]
+        if nw == 1:  # one bias for all windows: chunk the flat window axis
+            parts = [(x[i:i + self.chunk_size], bias) for i in range(0, bw, self.chunk_size)]
+            return torch.cat([self._attend_chunk(*p) for p in parts], 0)
+        x = x.view(bw // nw, nw, n, c)
+        parts = [(x[:, i:i + self.chunk_size].reshape(-1, n, c), bias[i:i + self.chunk_size])
+                 for i in range(0, nw, self.chunk_size)]
+        outs = [self._attend_chunk(*p).view(bw // nw, -1, n, c) for p in parts]
+        return torch.cat(outs, 1).view(bw, n, c)
+
+    def _attend_chunk(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return cp.checkpoint(self._attend, x, bias, use_reentrant=False)
+        return self._attend(x, bias)
+
+    def _attend(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """x: (B * nW, N, C); bias: (nW or 1, h, N, N) position bias plus mask."""
+        bw, n, c = x.shape
+        heads, nw = self.num_heads, bias.shape[0]
+        qkv = F.linear(x, self.qkv.weight, self.qkv_bias())
+        q, k, v = qkv.view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)  # (B*nW, h, N, hd)
+        scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()  # (h, 1, 1)
+        q, k = unit_rows(q, scale), unit_rows(k)
         drop = self.attn_drop if self.training else 0.0
-        if self.fused:
-            out = F.scaled_dot_product_attention(q * scale.to(q.dtype), k, v,
-                                                 attn_mask=bias.to(q.dtype), dropout_p=drop, scale=1.0)
+        if self.fused or self.fused is None and x.is_cuda:
+            # (B, nW*h, N, hd): windows and heads share one axis, so the mask is 3-D
+            q, k, v = (t.reshape(bw // nw, nw * heads, n, -1) for t in (q, k, v))
+            mask = bias.reshape(-1, n, n).to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
+                                                 scale=1.0)
+            out = out.view(bw, heads, n, -1)
         else:
-            attn = torch.softmax((q @ k.transpose(-2, -1)) * scale + bias, dim=-1)
-            out = F.dropout(attn, drop, self.training).to(v.dtype) @ v
-        # (B, nW*h, N, hd) -> (B*nW, N, C)
-        out = out.view(bw // nw, nw, heads, n, c // heads).permute(0, 1, 3, 2, 4).reshape(bw, n, c)
-        return self.proj_drop(self.proj(out))
+            attn = (q @ k.transpose(-2, -1)).view(bw // nw, nw, heads, n, n)
+            attn.add_(bias.to(q.dtype))  # in place: backward does not need the product
+            if torch.is_grad_enabled():
+                attn = F.dropout(attn.softmax(-1), drop, self.training)
+            else:  # in place too: no second attention-sized allocation
+                torch.softmax(attn, -1, out=attn)
+            out = attn.view(bw, heads, n, n) @ v  # (B*nW, h, N, hd)
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(bw, n, c)))

@@ -39,7 +39,12 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        hidden = self.fc1(x)
+        if torch.is_grad_enabled():
+            hidden = self.drop(self.act(hidden))
+        else:  # inference: GELU in place, no second hidden-sized allocation
+            hidden = torch.ops.aten.gelu_(hidden)
+        return self.drop(self.fc2(hidden))
 
 
 class SwinV2Block(nn.Module):
@@ -48,10 +53,11 @@ class SwinV2Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_axes: int = 2,
                  pretrained_window: Sequence[int] = (0, 0), mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float = 0.0, extra_norm: bool = False, fused_attn: bool = True):
+                 drop_path: float = 0.0, extra_norm: bool = False,
+                 fused_attn: Optional[bool] = None, attn_chunk_size: int = 0):
         super().__init__()
         self.attn = WindowAttentionV2(dim, num_heads, num_axes, pretrained_window, qkv_bias,
-                                      attn_drop, drop, fused_attn)
+                                      attn_drop, drop, fused_attn, attn_chunk_size)
         self.norm1 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.norm2 = nn.LayerNorm(dim)
@@ -76,8 +82,12 @@ class SwinV2Block(nn.Module):
 
     def forward(self, x: torch.Tensor, window: Tuple[int, ...], shift: Tuple[int, ...],
                 mask: Optional[torch.Tensor]) -> torch.Tensor:
-        x = x + self.drop_path(self.norm1(self.window_attention(x, window, shift, mask)))
-        x = x + self.drop_path(self.norm2(self.mlp(x)))
+        if torch.is_grad_enabled():
+            x = x + self.drop_path(self.norm1(self.window_attention(x, window, shift, mask)))
+            x = x + self.drop_path(self.norm2(self.mlp(x)))
+        else:  # inference: each residual is added into the branch's fresh output
+            x = self.norm1(self.window_attention(x, window, shift, mask)).add_(x)
+            x = self.norm2(self.mlp(x)).add_(x)
         if self.norm3 is not None:
             x = self.norm3(x)
         return x

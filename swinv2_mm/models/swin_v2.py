@@ -63,6 +63,15 @@ def per_stage(value, num_stages: int, name: str, num_axes: int = 2) -> List[Tupl
     return [axes(v) for v in value]
 
 
+def per_stage_option(value, num_stages: int, name: str, kind: type) -> list:
+    """A bool/int for every stage, or a list of one per stage (e.g. ``with_cp``)."""
+    values = [value] * num_stages if isinstance(value, kind) else list(value)
+    if len(values) != num_stages or not all(isinstance(v, kind) for v in values):
+        raise ConfigError(f'{name}: expected a {kind.__name__} or a list of {num_stages} '
+                          f'(one per stage 0..{num_stages - 1}), got {value!r}')
+    return values
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping patches -> tokens: Conv(p, stride p) + LN; pads to whole patches."""
 
@@ -121,8 +130,9 @@ class SwinV2Backbone(BaseModule):
     def __init__(self, arch: Union[str, dict], in_channels: int, patch_size: Sequence[int],
                  window_size, pretrained_window_sizes, mlp_ratio: float, qkv_bias: bool,
                  drop_rate: float, attn_drop_rate: float, drop_path_rate: float,
-                 out_indices: Sequence[int], frozen_stages: int, norm_eval: bool, with_cp: bool,
-                 fused_attn: bool, extra_norm_every_n_blocks: Optional[int],
+                 out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
+                 with_cp: Union[bool, Sequence[bool]], attn_chunk_size: Union[int, Sequence[int]],
+                 fused_attn: Optional[bool], extra_norm_every_n_blocks: Optional[int],
                  init_cfg: Optional[dict]):
         super().__init__(init_cfg=init_cfg)
         arch = resolve_arch(arch)
@@ -135,6 +145,8 @@ class SwinV2Backbone(BaseModule):
         self.window_sizes = per_stage(window_size, self.num_stages, 'window_size', num_axes)
         self.pretrained_window_sizes = per_stage(pretrained_window_sizes, self.num_stages,
                                                  'pretrained_window_sizes', num_axes)
+        with_cp = per_stage_option(with_cp, self.num_stages, 'with_cp', bool)
+        chunks = per_stage_option(attn_chunk_size, self.num_stages, 'attn_chunk_size', int)
         if any(w < 1 for ws in self.window_sizes for w in ws):
             raise ConfigError(f'window_size: every window must be >= 1, got {window_size!r}')
         if any(p < 1 for p in patch_size):
@@ -166,8 +178,8 @@ class SwinV2Backbone(BaseModule):
                 drop_path=rates[sum(depths[:i]):sum(depths[:i + 1])],
                 extra_norm_every_n_blocks=extra_norm_every_n_blocks,
                 downsample=PatchMerging(dim) if i < self.num_stages - 1 else None,
-                with_cp=with_cp, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
-                attn_drop=attn_drop_rate, fused_attn=fused_attn))
+                with_cp=with_cp[i], mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                attn_drop=attn_drop_rate, fused_attn=fused_attn, attn_chunk_size=chunks[i]))
         for i in self.out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
         self.apply(_init_official)
@@ -236,8 +248,13 @@ class SwinTransformerV2(SwinV2Backbone):
         frozen_stages: -1 nothing; 0 the patch embedding; k >= 1 also stages 0..k-1
             with the patch merging after each and their output norms.
         norm_eval: keep every normalisation layer in eval mode while training.
-        with_cp: activation checkpointing of every block.
-        fused_attn: scaled_dot_product_attention (True) or the explicit reference path.
+        with_cp: activation checkpointing of every block, for all stages or per stage
+            (e.g. ``[True, True, False, False]``: the high-resolution stages only).
+        attn_chunk_size: attend this many windows at a time (the paper's sequential
+            attention; recomputed in backward), for all stages or per stage; 0: all at once.
+        fused_attn: scaled_dot_product_attention (True), explicit matrix products (False,
+            the reference and export path), or None: SDPA on GPUs, explicit products on
+            CPU (as fast or faster there, see docs/benchmarks.md).
         extra_norm_every_n_blocks: extra LN on the main branch after every n-th block of
             a stage (default 6 for huge and giant, 0 otherwise).
     """
@@ -248,13 +265,15 @@ class SwinTransformerV2(SwinV2Backbone):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, fused_attn: bool = True,
+                 norm_eval: bool = False, with_cp: Union[bool, Sequence[bool]] = False,
+                 attn_chunk_size: Union[int, Sequence[int]] = 0,
+                 fused_attn: Optional[bool] = None,
                  extra_norm_every_n_blocks: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(arch, in_channels, (patch_size, patch_size), window_size,
                          pretrained_window_sizes, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
                          drop_path_rate, out_indices, frozen_stages, norm_eval, with_cp,
-                         fused_attn, extra_norm_every_n_blocks, init_cfg)
+                         attn_chunk_size, fused_attn, extra_norm_every_n_blocks, init_cfg)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, C, H, W) -> tuple of NCHW maps for ``out_indices``."""

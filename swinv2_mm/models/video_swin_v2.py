@@ -47,7 +47,9 @@ class VideoSwinTransformerV2(SwinV2Backbone):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
                  out_indices: Sequence[int] = (3,), frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, fused_attn: bool = True,
+                 norm_eval: bool = False, with_cp: Union[bool, Sequence[bool]] = False,
+                 attn_chunk_size: Union[int, Sequence[int]] = 0,
+                 fused_attn: Optional[bool] = None,
                  extra_norm_every_n_blocks: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         patch_size = tuple(patch_size)
@@ -57,7 +59,8 @@ class VideoSwinTransformerV2(SwinV2Backbone):
                          spatial_int_to_3d(window_size, temporal_window),
                          spatial_int_to_3d(pretrained_window_sizes, 0), mlp_ratio, qkv_bias,
                          drop_rate, attn_drop_rate, drop_path_rate, out_indices, frozen_stages,
-                         norm_eval, with_cp, fused_attn, extra_norm_every_n_blocks, init_cfg)
+                         norm_eval, with_cp, attn_chunk_size, fused_attn,
+                         extra_norm_every_n_blocks, init_cfg)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
         """(B, C, T, H, W) -> NCTHW map(s) of ``out_indices`` at (T/2, H/4 * 2^-i, W/4 * 2^-i)."""

@@ -181,7 +181,7 @@ def test_with_cp_same_outputs_and_gradients():
 
 def test_fused_equals_plain():
     """One attention call with shift and pad masks in fp32, and the whole model in fp64."""
-    model = small_model(window_size=[6, 5, 4, 3])
+    model = small_model(window_size=[6, 5, 4, 3], fused_attn=True)
     stage = model.stages[0]
     x = torch.randn(2, 15, 19, 32)  # a stage-0 map that needs padding
     window, shift, mask = stage.window_plan(x.shape[1:3], x.device)[1]
@@ -194,7 +194,7 @@ def test_fused_equals_plain():
     assert max_abs_diff(fused, plain) < 1e-5
 
     x = torch.randn(2, 3, 61, 75, dtype=torch.float64)
-    fused = small_model(window_size=[6, 5, 4, 3]).double()
+    fused = small_model(window_size=[6, 5, 4, 3], fused_attn=True).double()
     plain = small_model(window_size=[6, 5, 4, 3], fused_attn=False).double()
     plain.load_state_dict(fused.state_dict())
     with torch.no_grad():

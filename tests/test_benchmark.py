@@ -1,0 +1,44 @@
+"""The benchmark runs end to end on a small case: same weights, agreeing outputs, every
+measurement present, a missing peer reported. (Speed itself is never asserted.)"""
+import json
+from unittest import mock
+
+import pytest
+
+from swinv2_mm import benchmark
+
+
+@pytest.fixture(scope='module')
+def report(tmp_path_factory):
+    path = tmp_path_factory.mktemp('bench') / 'out.json'
+    benchmark.main(['--cases', 'tiny-64-w4', '--repeats', '1', '--json', str(path)])
+    return json.loads(path.read_text())
+
+
+def test_implementations_agree_and_are_measured(report):
+    result, = report['results']
+    assert set(result['impls']) == {'swinv2_mm', 'swinv2_mm-lean', 'timm', 'mmpretrain'}
+    assert max(result['agreement'].values()) < 1e-4 and not result['padding']
+    assert result['flops']['train'] > 2 * result['flops']['eval'] > 0
+    for entry in result['impls'].values():
+        assert entry['eval_images_per_s'] > 0 and entry['train_images_per_s'] > 0
+        assert 0 < entry['eval_utilisation'] and entry['saved_activation_bytes'] > 0
+        assert entry['rss']['rss_peak'] >= entry['rss']['rss_before'] > 0
+    impls = result['impls']
+    assert impls['swinv2_mm-lean']['saved_activation_bytes'] < \
+        0.5 * impls['swinv2_mm']['saved_activation_bytes']
+    assert report['header']['matmul_flops_per_s'] > 0 and report['header']['threads'] >= 1
+
+
+def test_a_missing_peer_is_reported_not_dropped(capsys):
+    with mock.patch.object(benchmark, 'build_mmpretrain', side_effect=ImportError('absent')):
+        results = benchmark.main(['--cases', 'tiny-64-w4', '--repeats', '1', '--no-rss',
+                                  '--impls', 'swinv2_mm', 'mmpretrain'])
+    assert results[0]['missing'] == ['mmpretrain']
+    assert '| tiny-64-w4 | mmpretrain | not installed |' in capsys.readouterr().out
+
+
+def test_padding_is_detected():
+    assert benchmark.needs_padding(benchmark.CASES['tiny-800x1216-w8'])
+    assert not benchmark.needs_padding(benchmark.CASES['tiny-256-w16'])
+    assert benchmark.stage_windows(benchmark.CASES['tiny-256-w16']) == [16, 16, 16, 8]
