@@ -11,7 +11,8 @@ model = dict(
         window_size=32,
         pretrained_window_sizes=0,
         drop_path_rate=0.3,
-        with_cp=True),
+        with_cp=True,
+        attn_chunk_size=16),  # sequential attention: 16 windows at a time
     neck=dict(in_channels=[512, 1024, 2048, 4096]))
 
 # 1536 px: the 800 px recipe's scales times 1.92

@@ -15,7 +15,8 @@ model = dict(
         window_size=40,
         pretrained_window_sizes=0,
         drop_path_rate=0.3,
-        with_cp=True),
+        with_cp=True,
+        attn_chunk_size=16),  # sequential attention: 16 windows at a time
     decode_head=dict(in_channels=[512, 1024, 2048, 4096]),
     auxiliary_head=dict(in_channels=2048))
 

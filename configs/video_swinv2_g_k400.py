@@ -13,7 +13,8 @@ model = dict(
         window_size=(8, 20, 20),
         pretrained_window_sizes=0,
         drop_path_rate=0.3,
-        with_cp=True),
+        with_cp=True,
+        attn_chunk_size=4),  # sequential attention: 4 windows at a time
     cls_head=dict(in_channels=4096))
 
 # ZeRO-1: on more than one process each rank keeps 1/N of AdamW's state (mmengine's
