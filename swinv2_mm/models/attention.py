@@ -96,35 +96,38 @@ class WindowAttentionV2(nn.Module):
     def forward(self, x: torch.Tensor, window: Sequence[int],
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B * nW, N, C) windows, batch-major; mask: (nW, N, N) additive or None."""
-        bias = self.position_bias(window).unsqueeze(0)  # (1, h, N, N)
-        if mask is not None:
-            bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, h, N, N)
-        chunked_axis = x.shape[0] if bias.shape[0] == 1 else bias.shape[0]  # windows per image
-        if self.chunk_size and chunked_axis > self.chunk_size:
-            return self._attend_in_chunks(x, bias)
-        return self._attend(x, bias)
+        pos = self.position_bias(window).unsqueeze(0)  # (1, h, N, N)
+        windows = x.shape[0] if mask is None else mask.shape[0]  # along the chunked axis
+        if self.chunk_size and windows > self.chunk_size:
+            return self._attend_in_chunks(x, pos, mask)
+        return self._attend(x, pos, mask)
 
-    def _attend_in_chunks(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """Windows ``chunk_size`` at a time; a chunk's activations are recomputed in backward."""
+    def _attend_in_chunks(self, x: torch.Tensor, pos: torch.Tensor,
+                          mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Windows ``chunk_size`` at a time; a chunk's activations (its bias plus mask too)
+        exist only while it is computed and are recomputed in backward."""
         bw, n, c = x.shape
-        nw = bias.shape[0]
-        if nw == 1:  # one bias for all windows: chunk the flat window axis
-            parts = [(x[i:i + self.chunk_size], bias) for i in range(0, bw, self.chunk_size)]
-            return torch.cat([self._attend_chunk(*p) for p in parts], 0)
+        size = self.chunk_size
+        if mask is None:  # one bias for all windows: chunk the flat window axis
+            return torch.cat([self._attend_chunk(x[i:i + size], pos, None)
+                              for i in range(0, bw, size)], 0)
+        nw = mask.shape[0]
         x = x.view(bw // nw, nw, n, c)
-        parts = [(x[:, i:i + self.chunk_size].reshape(-1, n, c), bias[i:i + self.chunk_size])
-                 for i in range(0, nw, self.chunk_size)]
-        outs = [self._attend_chunk(*p).view(bw // nw, -1, n, c) for p in parts]
+        outs = [self._attend_chunk(x[:, i:i + size].reshape(-1, n, c), pos, mask[i:i + size])
+                .view(bw // nw, -1, n, c) for i in range(0, nw, size)]
         return torch.cat(outs, 1).view(bw, n, c)
 
-    def _attend_chunk(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def _attend_chunk(self, x: torch.Tensor, pos: torch.Tensor,
+                      mask: Optional[torch.Tensor]) -> torch.Tensor:
         if torch.is_grad_enabled():
-            return cp.checkpoint(self._attend, x, bias, use_reentrant=False)
-        return self._attend(x, bias)
+            return cp.checkpoint(self._attend, x, pos, mask, use_reentrant=False)
+        return self._attend(x, pos, mask)
 
-    def _attend(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x: (B * nW, N, C); bias: (nW or 1, h, N, N) position bias plus mask."""
+    def _attend(self, x: torch.Tensor, pos: torch.Tensor,
+                mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """x: (B * nW, N, C); pos: (1, h, N, N) position bias; mask: (nW, N, N) or None."""
         bw, n, c = x.shape
+        bias = pos if mask is None else pos + mask.unsqueeze(1).to(pos.dtype)  # (nW, h, N, N)
         heads, nw = self.num_heads, bias.shape[0]
         qkv = F.linear(x, self.qkv.weight, self.qkv_bias())
         q, k, v = qkv.view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)  # (B*nW, h, N, hd)
