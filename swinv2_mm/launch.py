@@ -172,17 +172,25 @@ def _init_default(cls, name: str, fallback):
     return fallback if param is None or param.default is param.empty else param.default
 
 
-def _check_format(ds: dict, cls, root: str) -> None:
+def _check_coco_once(path: str, checked: set) -> None:
+    """COCO files are large: the val set and its evaluator name the same one; parse it once."""
+    from .datasets.checks import check_coco_file
+    key = osp.abspath(path)
+    if key not in checked:
+        check_coco_file(path)
+        checked.add(key)
+
+
+def _check_format(ds: dict, cls, root: str, coco_checked: set) -> None:
     """Checks the annotation format of a COCO, segmentation (ADE20K layout) or mmaction2
     video/rawframe dataset config whose files exist."""
-    from .datasets.checks import (check_coco_file, check_segmentation_folders,
-                                  check_video_list)
+    from .datasets.checks import check_segmentation_folders, check_video_list
     kinds = {klass.__name__ for klass in getattr(cls, '__mro__', ())}
     ann = osp.join(root, ds['ann_file']) if _is_local(ds.get('ann_file')) else None
     prefix = {k: osp.join(root, v) for k, v in (ds.get('data_prefix') or {}).items()
               if _is_local(v)}
     if 'CocoDataset' in kinds and ann and ann.endswith('.json'):
-        check_coco_file(ann)
+        _check_coco_once(ann, coco_checked)
     elif 'BaseSegDataset' in kinds and 'img_path' in prefix and 'seg_map_path' in prefix:
         names = None
         if ann:
@@ -208,6 +216,7 @@ def check_data_paths(cfg: Config, phase: str) -> None:
     image/video folder or evaluator annotation file of ``phase`` that does not exist, and
     AnnotationFormatError for annotations that exist but are not in their dataset's format."""
     scope = cfg.get('default_scope')
+    coco_checked: set = set()
     for key in PHASE_DATALOADERS[phase]:
         loader = cfg.get(key)
         if not loader or 'dataset' not in loader:
@@ -226,7 +235,7 @@ def check_data_paths(cfg: Config, phase: str) -> None:
                 path = osp.join(root, prefix) if _is_local(prefix) else None
                 if path and not osp.exists(path):
                     raise DataNotFoundError(_missing_message(f'{name}.data_prefix.{field}', path, cfg))
-            _check_format(ds, cls, root)
+            _check_format(ds, cls, root, coco_checked)
     for key in PHASE_EVALUATORS[phase]:
         evaluators = cfg.get(key) or []
         for i, ev in enumerate(evaluators if isinstance(evaluators, list) else [evaluators]):
@@ -234,8 +243,7 @@ def check_data_paths(cfg: Config, phase: str) -> None:
             if _is_local(ann) and not osp.isfile(ann):
                 raise DataNotFoundError(_missing_message(f'{key}.ann_file', ann, cfg))
             if _is_local(ann) and ann.endswith('.json') and 'Coco' in str(ev.get('type')):
-                from .datasets.checks import check_coco_file
-                check_coco_file(ann)
+                _check_coco_once(ann, coco_checked)
 
 
 def _missing_message(key: str, path: str, cfg: Config) -> str:

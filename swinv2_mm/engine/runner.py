@@ -16,13 +16,16 @@ PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFinit
 class SafeCheckpointRunner(Runner):
     """Writes each checkpoint to a temporary file in the same folder and renames it into
     place, so a crash while saving leaves the previous checkpoint intact and never a
-    truncated file under a checkpoint's name; a local checkpoint that is truncated, not a
-    checkpoint or untrusted is reported by name before mmengine reads it."""
+    truncated file under a checkpoint's name; a local checkpoint mmengine fails to read
+    (truncated, not a checkpoint, untrusted) is reported by name and reason."""
 
     def load_checkpoint(self, filename: str, *args, **kwargs):
-        if '://' not in str(filename):
-            check_checkpoint_file(filename)
-        return super().load_checkpoint(filename, *args, **kwargs)
+        try:
+            return super().load_checkpoint(filename, *args, **kwargs)
+        except Exception:
+            if '://' not in str(filename):
+                check_checkpoint_file(filename)  # raises the error that names file and reason
+            raise
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         with _zero_state_gathered(self):

@@ -80,3 +80,14 @@ def test_zero_state_is_gathered_by_every_rank_before_rank_0_saves(tmp_path, monk
     assert calls == [('gather', 0), 'rank 0 saves']  # gathered by all ranks, not inside
     assert 'consolidate_state_dict' not in vars(optimizer)  # the class's method is back
     assert (tmp_path / 'iter_4.pth').exists()
+
+
+def test_a_bad_checkpoint_is_named_when_the_runner_loads_it(tmp_path):
+    """Without the tools' preflight (library use), mmengine's failure becomes a clear error."""
+    import torch
+    from swinv2_mm.engine.safe_load import CheckpointFileError
+    path = tmp_path / 'iter_4.pth'
+    torch.save({'state_dict': {'w': torch.ones(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(CheckpointFileError, match='is truncated or not a checkpoint'):
+        SafeCheckpointRunner.load_checkpoint(object.__new__(SafeCheckpointRunner), str(path))
