@@ -1,13 +1,14 @@
 """Scaled cosine window attention of SwinV2 with a log-spaced continuous position bias."""
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from .errors import ConfigError
+from .cache import TensorCache
+from .options import ConfigError, check_chunk_size
 from .position_bias import build_cpb_mlp, continuous_position_bias
 
 LOGIT_SCALE_INIT = math.log(10.0)
@@ -25,34 +26,38 @@ def unit_rows(x: torch.Tensor, gain: Optional[torch.Tensor] = None) -> torch.Ten
     return (wide * (factor if gain is None else factor * gain)).to(x.dtype)
 
 
+def inference_mode_of(module: nn.Module) -> bool:
+    """True for ``eval()`` without autograd: only then may a module overwrite its
+    intermediate results in place (no backward needs them, and nothing random is drawn)."""
+    return not module.training and not torch.is_grad_enabled()
+
+
 class WindowAttentionV2(nn.Module):
     """Multi-head attention inside windows: cos(q, k) / tau + B, tau learnable per head.
 
     The cosine normalisation and the clamped scale 1/tau are folded into q and k. With
-    ``fused=True`` the attention itself is ``scaled_dot_product_attention`` with position
-    bias and mask as one additive mask; ``fused=False`` computes it as explicit matrix
-    products (the reference and export path); ``fused=None`` takes SDPA on GPUs and the
-    explicit products on CPU, where they measured as fast or faster (docs/benchmarks.md).
-    ``chunk_size`` > 0 attends ``chunk_size`` windows at a time (the paper's sequential
+    ``fused_attn=True`` the attention itself is ``scaled_dot_product_attention`` with
+    position bias and mask as one additive mask; ``False`` computes it as explicit matrix
+    products (the reference and export path); ``None`` takes SDPA on GPUs and the explicit
+    products on CPU, where they measured as fast or faster (docs/benchmarks.md).
+    ``attn_chunk_size`` > 0 attends that many windows at a time (the paper's sequential
     attention), recomputing each chunk in backward: attention memory stays bounded.
-    In inference the position bias is cached until the CPB weights change.
+    In inference (``eval()`` without autograd) the position bias is cached per window
+    until a CPB weight changes.
     """
 
-    def __init__(self, dim: int, num_heads: int, num_axes: int = 2,
-                 pretrained_window: Sequence[int] = (0, 0), qkv_bias: bool = True,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0, fused: Optional[bool] = None,
-                 chunk_size: int = 0):
+    def __init__(self, dim: int, num_heads: int, *, num_axes: int = 2,
+                 pretrained_window_size: Sequence[int] = (0, 0), qkv_bias: bool = True,
+                 attn_drop_rate: float = 0.0, drop_rate: float = 0.0,
+                 fused_attn: Optional[bool] = None, attn_chunk_size: int = 0):
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f'num_heads: {num_heads} heads do not divide {dim} channels; '
                               f'choose a head count that divides the stage width')
-        if chunk_size < 0:
-            raise ConfigError(f'attn_chunk_size: expected 0 (off) or a positive number of '
-                              f'windows, got {chunk_size}')
         self.num_heads = num_heads
-        self.pretrained_window = tuple(pretrained_window)
-        self.fused = fused
-        self.chunk_size = chunk_size
+        self.pretrained_window_size = tuple(pretrained_window_size)
+        self.fused_attn = fused_attn
+        self.attn_chunk_size = check_chunk_size('attn_chunk_size', attn_chunk_size)
         self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), LOGIT_SCALE_INIT))
         self.cpb_mlp = build_cpb_mlp(num_axes, num_heads)
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
@@ -61,11 +66,11 @@ class WindowAttentionV2(nn.Module):
             self.v_bias = nn.Parameter(torch.zeros(dim))
         else:
             self.q_bias = self.v_bias = None
-        self.attn_drop = attn_drop
+        self.attn_drop_rate = attn_drop_rate
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-        self._bias_cache: dict = {}
-        self._bias_cache_key: Optional[tuple] = None
+        self.proj_drop = nn.Dropout(drop_rate)
+        self._bias_cache = TensorCache(BIAS_CACHE_SIZE)  # window -> bias, for _bias_state
+        self._bias_state: Optional[tuple] = None
 
     def qkv_bias(self) -> Optional[torch.Tensor]:
         if self.q_bias is None:
@@ -73,41 +78,40 @@ class WindowAttentionV2(nn.Module):
         return torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
 
     def _cpb_state(self) -> tuple:
-        """Changes whenever a CPB weight does: replaced (``to``, ``half``), or modified in place
-        (``load_state_dict``, optimizer steps) which bumps its version counter."""
+        """Changes whenever a CPB weight does: replaced (``to``, ``half``, swapped ``.data``
+        as EMA hooks do) or modified in place (``load_state_dict``, optimizer steps, EMA
+        updates), which bumps the tensor's version counter."""
         return tuple((p.data_ptr(), p._version, p.dtype) for p in self.cpb_mlp.parameters())
 
-    def position_bias(self, window: Sequence[int]) -> torch.Tensor:
+    def position_bias(self, window_size: Sequence[int]) -> torch.Tensor:
         """Position bias (heads, N, N) for the window this call runs at; in inference taken
-        from a cache that is dropped as soon as the CPB weights change."""
-        if torch.is_grad_enabled() or self.training:
-            return continuous_position_bias(self.cpb_mlp, window, self.pretrained_window)
-        state = self._cpb_state()
-        if state != self._bias_cache_key:
-            self._bias_cache, self._bias_cache_key = {}, state
-        window = tuple(window)
-        if window not in self._bias_cache:
-            if len(self._bias_cache) >= BIAS_CACHE_SIZE:
-                self._bias_cache.pop(next(iter(self._bias_cache)))
-            self._bias_cache[window] = continuous_position_bias(self.cpb_mlp, window,
-                                                                self.pretrained_window)
-        return self._bias_cache[window]
+        from the cache, which is emptied as soon as the CPB weights change."""
+        def compute():
+            return continuous_position_bias(self.cpb_mlp, window_size, self.pretrained_window_size)
 
-    def forward(self, x: torch.Tensor, window: Sequence[int],
+        if not inference_mode_of(self) or torch.compiler.is_compiling():
+            return compute()
+        state = self._cpb_state()
+        if state != self._bias_state:
+            self._bias_cache.clear()
+            self._bias_state = state
+        return self._bias_cache.get(tuple(window_size), compute)
+
+    def forward(self, x: torch.Tensor, window_size: Sequence[int],
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B * nW, N, C) windows, batch-major; mask: (nW, N, N) additive or None."""
-        pos = self.position_bias(window).unsqueeze(0)  # (1, h, N, N)
+        pos = self.position_bias(window_size).unsqueeze(0)  # (1, h, N, N)
         windows = x.shape[0] if mask is None else mask.shape[0]  # along the chunked axis
-        if self.chunk_size and windows > self.chunk_size:
+        if self.attn_chunk_size and windows > self.attn_chunk_size:
             return self._attend_in_chunks(x, pos, mask)
         return self._attend(x, pos, mask)
 
     def _attend_in_chunks(self, x: torch.Tensor, pos: torch.Tensor,
                           mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """Windows ``chunk_size`` at a time; a chunk's activations (its bias plus mask too)
-        exist only while it is computed and are recomputed in backward."""
+        """Windows ``attn_chunk_size`` at a time; a chunk's activations (its bias plus mask
+        too) exist only while it is computed and are recomputed in backward."""
         bw, n, c = x.shape
-        size = self.chunk_size
+        size = self.attn_chunk_size
         if mask is None:  # one bias for all windows: chunk the flat window axis
             return torch.cat([self._attend_chunk(x[i:i + size], pos, None)
                               for i in range(0, bw, size)], 0)
@@ -133,8 +137,8 @@ class WindowAttentionV2(nn.Module):
         q, k, v = qkv.view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)  # (B*nW, h, N, hd)
         scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()  # (h, 1, 1)
         q, k = unit_rows(q, scale), unit_rows(k)
-        drop = self.attn_drop if self.training else 0.0
-        if self.fused or self.fused is None and x.is_cuda:
+        drop = self.attn_drop_rate if self.training else 0.0
+        if self.fused_attn or self.fused_attn is None and x.is_cuda:
             # (B, nW*h, N, hd): windows and heads share one axis, so the mask is 3-D
             q, k, v = (t.reshape(bw // nw, nw * heads, n, -1) for t in (q, k, v))
             mask = bias.reshape(-1, n, n).to(q.dtype)
@@ -144,9 +148,9 @@ class WindowAttentionV2(nn.Module):
         else:
             attn = (q @ k.transpose(-2, -1)).view(bw // nw, nw, heads, n, n)
             attn.add_(bias.to(q.dtype))  # in place: backward does not need the product
-            if torch.is_grad_enabled():
-                attn = F.dropout(attn.softmax(-1), drop, self.training)
-            else:  # in place too: no second attention-sized allocation
+            if inference_mode_of(self):  # softmax in place: no second attention-sized tensor
                 torch.softmax(attn, -1, out=attn)
+            else:
+                attn = F.dropout(attn.softmax(-1), drop, self.training)
             out = attn.view(bw, heads, n, n) @ v  # (B*nW, h, N, hd)
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(bw, n, c)))

@@ -5,58 +5,43 @@ Because it is continuous, the bias for any window size is obtained by evaluating
 on that window's coordinate grid; nothing window-dependent is stored in weights.
 """
 import math
-from functools import lru_cache
 from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+from .cache import cached
+
 CPB_HIDDEN = 512
 CPB_MAX_BIAS = 16.0
 
 
-@lru_cache(maxsize=128)
-def _coords_table_cpu(window: Tuple[int, ...], pretrained: Tuple[int, ...]) -> torch.Tensor:
-    axes = [torch.arange(-(w - 1), w, dtype=torch.float32) for w in window]
+@cached(maxsize=64)
+def relative_coords_table(window_size: Tuple[int, ...], pretrained_window_size: Tuple[int, ...],
+                          device: torch.device) -> torch.Tensor:
+    """Log-spaced coordinates (prod(2w-1), d) of every offset in a window of ``window_size``."""
+    axes = [torch.arange(-(w - 1), w, dtype=torch.float32) for w in window_size]
     table = torch.stack(torch.meshgrid(*axes, indexing='ij'), dim=-1)  # (2w0-1, ..., d)
     # Offsets are normalised by the pretraining window (or this window), scaled to
     # [-8, 8] and log-spaced. A window of 1 has only offset 0: the divisor is kept >= 1.
-    divisor = torch.tensor([max((p if p > 0 else w) - 1, 1) for w, p in zip(window, pretrained)],
+    divisor = torch.tensor([max((p if p > 0 else w) - 1, 1)
+                            for w, p in zip(window_size, pretrained_window_size)],
                            dtype=torch.float32)
     table = table / divisor * 8
     table = torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
-    return table.reshape(-1, len(window))  # (prod(2w-1), d)
+    return table.reshape(-1, len(window_size)).to(device)  # (prod(2w-1), d)
 
 
-@lru_cache(maxsize=128)
-def _relative_index_cpu(window: Tuple[int, ...]) -> torch.Tensor:
-    coords = torch.stack(torch.meshgrid(*[torch.arange(w) for w in window], indexing='ij'))
+@cached(maxsize=64)
+def relative_position_index(window_size: Tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Index (N, N) of every query/key pair of a window into the coordinate table."""
+    coords = torch.stack(torch.meshgrid(*[torch.arange(w) for w in window_size], indexing='ij'))
     coords = coords.flatten(1)  # (d, N)
     rel = coords[:, :, None] - coords[:, None, :]  # (d, N, N)
     index = torch.zeros(rel.shape[1:], dtype=torch.long)
-    for axis, w in enumerate(window):  # row-major index into the (2w0-1, 2w1-1, ...) table
+    for axis, w in enumerate(window_size):  # row-major index into the (2w0-1, 2w1-1, ...) table
         index = index * (2 * w - 1) + rel[axis] + (w - 1)
-    return index  # (N, N)
-
-
-_DEVICE_CACHE = {}
-
-
-def relative_coords_table(window: Sequence[int], pretrained: Sequence[int],
-                          device: torch.device) -> torch.Tensor:
-    """Log-spaced coordinates (prod(2w-1), d) for ``window``, cached per device."""
-    key = ('table', tuple(window), tuple(pretrained), device)
-    if key not in _DEVICE_CACHE:
-        _DEVICE_CACHE[key] = _coords_table_cpu(tuple(window), tuple(pretrained)).to(device)
-    return _DEVICE_CACHE[key]
-
-
-def relative_position_index(window: Sequence[int], device: torch.device) -> torch.Tensor:
-    """Index (N, N) of every query/key pair of a window into the coordinate table."""
-    key = ('index', tuple(window), device)
-    if key not in _DEVICE_CACHE:
-        _DEVICE_CACHE[key] = _relative_index_cpu(tuple(window)).to(device)
-    return _DEVICE_CACHE[key]
+    return index.to(device)  # (N, N)
 
 
 def build_cpb_mlp(num_axes: int, num_heads: int) -> nn.Sequential:
@@ -67,12 +52,12 @@ def build_cpb_mlp(num_axes: int, num_heads: int) -> nn.Sequential:
         nn.Linear(CPB_HIDDEN, num_heads, bias=False))
 
 
-def continuous_position_bias(cpb_mlp: nn.Sequential, window: Sequence[int],
-                             pretrained_window: Sequence[int]) -> torch.Tensor:
+def continuous_position_bias(cpb_mlp: nn.Sequential, window_size: Sequence[int],
+                             pretrained_window_size: Sequence[int]) -> torch.Tensor:
     """Bias (heads, N, N) = 16 * sigmoid(G(coords)) for a window of the given size."""
     weight = cpb_mlp[0].weight
-    table = relative_coords_table(window, pretrained_window, weight.device)
-    index = relative_position_index(window, weight.device)
+    table = relative_coords_table(tuple(window_size), tuple(pretrained_window_size), weight.device)
+    index = relative_position_index(tuple(window_size), weight.device)
     bias = cpb_mlp(table.to(weight.dtype))  # (T, heads)
     n = index.shape[0]
     bias = bias[index.view(-1)].view(n, n, -1).permute(2, 0, 1)  # (heads, N, N)

@@ -123,7 +123,7 @@ def test_window_transfer(reference_sd, window):
     index = [r * window + c for r in range(8) for c in range(8)]
     assert torch.allclose(large[:, index][:, :, index], small, atol=1e-6)
     # ... and normalised by the running window instead, the bias changes with it
-    attn.pretrained_window = (0, 0)
+    attn.pretrained_window_size = (0, 0)
     unnormalised = attn.position_bias((window, window))
     assert not torch.allclose(unnormalised[:, index][:, :, index], small, atol=1e-3)
 

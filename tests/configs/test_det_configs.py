@@ -43,7 +43,7 @@ def test_config_builds_with_recipe(path):
     assert cfg.auto_scale_lr.base_batch_size == 16
     if giant:
         assert backbone.window_sizes[0] == (32, 32) and backbone.stages[0].with_cp
-        assert backbone.stages[0].blocks[0].attn.chunk_size == 16
+        assert backbone.stages[0].blocks[0].attn.attn_chunk_size == 16
         assert opt.constructor == 'ZeroWhenDistributedConstructor'
         assert 1536 in [s[0] for s in cfg.train_scales]
     else:

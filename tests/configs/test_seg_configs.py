@@ -44,7 +44,7 @@ def test_config_builds_with_recipe(path):
     if giant:
         assert cfg.crop_size == (640, 640) and model.backbone.window_sizes[0] == (40, 40)
         assert model.backbone.stages[0].with_cp
-        assert model.backbone.stages[0].blocks[0].attn.chunk_size == 16
+        assert model.backbone.stages[0].blocks[0].attn.attn_chunk_size == 16
         assert opt.constructor == 'ZeroWhenDistributedConstructor'
     else:
         assert 'constructor' not in opt

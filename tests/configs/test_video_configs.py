@@ -44,7 +44,7 @@ def test_config_builds_with_recipe(path):
         assert (train.clip_len, cfg.crop) == (8, 320)
         assert model.backbone.window_sizes[0] == (8, 20, 20) and model.backbone.stages[0].with_cp
         assert cfg.optim_wrapper.constructor == 'ZeroWhenDistributedConstructor'
-        assert model.backbone.stages[0].blocks[0].attn.chunk_size == 4
+        assert model.backbone.stages[0].blocks[0].attn.attn_chunk_size == 4
     else:
         assert (train.clip_len, train.frame_interval, cfg.crop) == (32, 2, 224)
         assert model.backbone.window_sizes[0] == (8, 7, 7)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from swinv2_mm import SwinTransformerV2
-from swinv2_mm.models.windows import effective_window
+from swinv2_mm.models.windows import WindowPlan, effective_window
 from tests.helpers import max_abs_diff, randomize_
 
 SMALL = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(2, 4, 4, 8))
@@ -65,8 +65,8 @@ def ref_backbone(model, x):
     for i, stage in enumerate(model.stages):
         for n, blk in enumerate(stage.blocks):
             size = x.shape[1:3]
-            window = tuple(s if s <= w else w for s, w in zip(size, stage.window))
-            shift = tuple(w // 2 if n % 2 and s > w else 0 for s, w in zip(size, stage.window))
+            window = tuple(s if s <= w else w for s, w in zip(size, stage.window_size))
+            shift = tuple(w // 2 if n % 2 and s > w else 0 for s, w in zip(size, stage.window_size))
             x = x + blk.norm1(ref_window_attention(blk.attn, x, window, shift))
             x = x + blk.norm2(blk.mlp(x))
         outs.append(getattr(model, f'norm{i}')(x).permute(0, 3, 1, 2))
@@ -125,7 +125,8 @@ def test_official_rule_256_window16():
     """A 256 px model with window 16 runs windows [16, 16, 16, 8] (REFERENCE.md)."""
     model = SwinTransformerV2('tiny', window_size=16)
     sizes = [(64, 64), (32, 32), (16, 16), (8, 8)]
-    windows = [stage.window_plan(s, torch.device('cpu'))[1][0] for stage, s in zip(model.stages, sizes)]
+    windows = [stage.window_plans(s, torch.device('cpu'))[1].window_size
+               for stage, s in zip(model.stages, sizes)]
     assert windows == [(16, 16), (16, 16), (16, 16), (8, 8)]
 
 
@@ -164,6 +165,23 @@ def test_norm_eval():
     assert model.stages[0].blocks[0].attn.training
 
 
+def test_training_semantics_follow_train_mode_not_gradient_mode():
+    """A model in train() drops paths and attention weights also without autograd (a teacher
+    or EMA model relies on it); eval() without autograd takes the in-place path and gives
+    what eval() with autograd gives."""
+    x = torch.randn(2, 3, 32, 40)
+    for kwargs in (dict(drop_path_rate=0.5), dict(attn_drop_rate=0.5), dict(drop_rate=0.5)):
+        model = small_model(**kwargs).train()
+        with torch.no_grad():
+            first, second = model(x), model(x)
+        assert any(max_abs_diff(a, b) > 1e-3 for a, b in zip(first, second)), kwargs
+        model.eval()
+        with torch.no_grad():
+            inplace = model(x)
+        graded = model(x)
+        assert all(max_abs_diff(a, b) < 1e-5 for a, b in zip(inplace, graded)), kwargs
+
+
 def test_with_cp_same_outputs_and_gradients():
     x = torch.randn(2, 3, 48, 40)
     grads, outs = [], []
@@ -184,13 +202,13 @@ def test_fused_equals_plain():
     model = small_model(window_size=[6, 5, 4, 3], fused_attn=True)
     stage = model.stages[0]
     x = torch.randn(2, 15, 19, 32)  # a stage-0 map that needs padding
-    window, shift, mask = stage.window_plan(x.shape[1:3], x.device)[1]
-    assert mask is not None and any(shift)
+    plan = stage.window_plans(x.shape[1:3], x.device)[1]
+    assert plan.mask is not None and any(plan.shift_size)
     blk = stage.blocks[1]
     with torch.no_grad():
-        fused = blk.window_attention(x, window, shift, mask)
-        blk.attn.fused = False
-        plain = blk.window_attention(x, window, shift, mask)
+        fused = blk.window_attention(x, plan)
+        blk.attn.fused_attn = False
+        plain = blk.window_attention(x, plan)
     assert max_abs_diff(fused, plain) < 1e-5
 
     x = torch.randn(2, 3, 61, 75, dtype=torch.float64)
@@ -212,7 +230,7 @@ def test_official_initialisation():
     assert 0.019 < blk.mlp.fc1.weight.std() < 0.021  # trunc_normal(std=0.02), as the official code
     assert torch.equal(model.norm3.weight, torch.ones(768))
     x = torch.randn(1, 384, 8, 8).permute(0, 2, 3, 1)  # post-norms at zero: every block is identity
-    assert torch.equal(blk(x, (8, 8), (0, 0), None), x)
+    assert torch.equal(blk(x, WindowPlan((8, 8), (0, 0), None)), x)
 
 
 def test_extra_norm_every_n_blocks():

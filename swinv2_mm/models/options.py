@@ -1,0 +1,144 @@
+"""The backbone's architecture presets and the checks of its arguments.
+
+Every check raises :class:`ConfigError` naming the argument, the value given and what is
+accepted, before any layer is built; the tools print it without a traceback.
+"""
+from numbers import Real
+from typing import Dict, List, Sequence, Tuple, Union
+
+from mmengine.utils import to_ntuple
+
+
+class ConfigError(ValueError):
+    """A backbone argument that is invalid; the message names it and the fix."""
+
+
+ARCH_ZOO: Dict[str, dict] = {
+    'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+    'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+    'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
+    'huge': dict(embed_dims=352, depths=(2, 2, 18, 2), num_heads=(8, 16, 32, 64),
+                 extra_norm_every_n_blocks=6),
+    'giant': dict(embed_dims=512, depths=(2, 2, 42, 4), num_heads=(16, 32, 64, 128),
+                  extra_norm_every_n_blocks=6),
+}
+ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large', 'h': 'huge', 'g': 'giant'}
+ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    """An int (not a bool or float) of at least ``minimum``."""
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f'{name}: expected an int >= {minimum}, got {value!r}')
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f'{name}: expected True or False, got {value!r}')
+    return value
+
+
+def check_rate(name: str, value) -> float:
+    """A probability in [0, 1): 1 would drop everything (and divide by zero in drop path)."""
+    if not isinstance(value, Real) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ConfigError(f'{name}: expected a probability in [0, 1), got {value!r}')
+    return float(value)
+
+
+def check_positive(name: str, value) -> float:
+    if not isinstance(value, Real) or isinstance(value, bool) or not value > 0:
+        raise ConfigError(f'{name}: expected a number > 0, got {value!r}')
+    return float(value)
+
+
+def resolve_arch(arch: Union[str, dict]) -> dict:
+    """Arch name (or alias) or dict -> dict with embed_dims, depths, num_heads, extra norm."""
+    if isinstance(arch, str):
+        name = ARCH_ALIASES.get(arch.lower(), arch.lower())
+        if name not in ARCH_ZOO:
+            raise ConfigError(f'arch: unknown name {arch!r}; choose one of {sorted(ARCH_ZOO)} '
+                              f'or pass a dict with keys {ARCH_KEYS}')
+        return dict(ARCH_ZOO[name])
+    if not isinstance(arch, dict) or not set(ARCH_KEYS) <= set(arch):
+        raise ConfigError(f'arch: a custom arch must be a dict with keys {ARCH_KEYS}, got {arch!r}')
+    extra = set(arch) - set(ARCH_KEYS) - {'extra_norm_every_n_blocks'}
+    if extra:
+        raise ConfigError(f'arch: unknown keys {sorted(extra)}; allowed {ARCH_KEYS} and '
+                          f'extra_norm_every_n_blocks')
+    arch = dict(arch)
+    check_int('arch.embed_dims', arch['embed_dims'], 1)
+    for key in ('depths', 'num_heads'):
+        values = arch[key]
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values \
+                or not all(_is_int(v) and v >= 1 for v in values):
+            raise ConfigError(f'arch.{key}: expected a list of ints >= 1, one per stage, '
+                              f'got {values!r}')
+    if len(arch['depths']) != len(arch['num_heads']):
+        raise ConfigError(f'arch: depths {arch["depths"]} and num_heads {arch["num_heads"]} '
+                          f'must have one value per stage')
+    return arch
+
+
+AXIS_NAMES = {1: '(w,)', 2: '(h, w)', 3: '(t, h, w)'}
+
+
+def per_axis(name: str, value, num_axes: int, minimum: int = 1,
+             noun: str = 'entry') -> Tuple[int, ...]:
+    """An int (the same along every axis) or one int per axis -> a tuple of ``num_axes``."""
+    values = tuple(to_ntuple(num_axes)(value)) if not isinstance(value, str) else (value,)
+    if len(values) != num_axes or not all(_is_int(v) for v in values):
+        raise ConfigError(f'{name}: expected {AXIS_NAMES.get(num_axes, num_axes)} ints or one '
+                          f'int for every axis, got {value!r}')
+    if any(v < minimum for v in values):
+        raise ConfigError(f'{name}: every {noun} must be >= {minimum}, got {value!r}')
+    return values
+
+
+def per_stage_window(name: str, value, num_stages: int, num_axes: int,
+                     minimum: int = 1) -> List[Tuple[int, ...]]:
+    """An int, a per-axis tuple (for every stage) or a per-stage list -> one per-axis tuple
+    per stage."""
+    if _is_int(value) or (isinstance(value, tuple) and len(value) == num_axes != num_stages
+                          and all(_is_int(v) for v in value)):
+        values = [per_axis(name, value, num_axes, minimum, 'window')] * num_stages
+    elif isinstance(value, (list, tuple)) and len(value) == num_stages:
+        values = [per_axis(f'{name}[{i}]', v, num_axes, minimum, 'window')
+                  for i, v in enumerate(value)]
+    else:
+        raise ConfigError(f'{name}: expected an int or a list of {num_stages} values (one per '
+                          f'stage 0..{num_stages - 1}), got {value!r}')
+    return values
+
+
+def per_stage(name: str, value, num_stages: int, check, kind: str) -> list:
+    """A single value for every stage, or a list of one per stage (e.g. ``with_cp``), each
+    passed through ``check(name, value)``; ``kind`` names the single value in the message."""
+    values = list(to_ntuple(num_stages)(value)) if not isinstance(value, str) else [value]
+    if len(values) != num_stages:
+        raise ConfigError(f'{name}: expected {kind} or a list of {num_stages} (one per stage '
+                          f'0..{num_stages - 1}), got {value!r}')
+    return [check(name, v) for v in values]
+
+
+def check_chunk_size(name: str, value) -> int:
+    if not _is_int(value) or value < 0:
+        raise ConfigError(f'{name}: expected 0 (off) or a positive number of windows, '
+                          f'got {value!r}')
+    return value
+
+
+def check_out_indices(value, num_stages: int) -> Tuple[int, ...]:
+    indices = tuple(to_ntuple(1)(value))
+    for i in indices:
+        if not _is_int(i) or not 0 <= i < num_stages:
+            raise ConfigError(f'out_indices: {i!r} is out of range; stages are numbered '
+                              f'0..{num_stages - 1}')
+    if len(set(indices)) != len(indices) or not indices:
+        raise ConfigError(f'out_indices: expected distinct stage numbers, got {value!r}')
+    return indices
