@@ -1,7 +1,15 @@
-"""Swin Transformer V2 for MMDetection, MMSegmentation and MMAction2."""
-from .checkpoint import convert_state_dict, load_pretrained
+"""Swin Transformer V2 for MMDetection, MMSegmentation and MMAction2.
+
+``import swinv2_mm`` (what a config's ``custom_imports`` does) does exactly three things
+beyond defining the modules, listed in the README under "What importing does":
+registers the backbones and training helpers in mmengine's root registries
+(:func:`swinv2_mm.registry.register_all`), allow-lists mmengine's own checkpoint types for
+torch's weights-only unpickler (:func:`swinv2_mm.checkpoint.allow_mmengine_checkpoints`),
+and, where the installed mmaction2 lacks ``localizers/drn``, installs the import hook
+that supplies it (:func:`swinv2_mm.compat.install_mmaction_drn_shim`).
+"""
+from .checkpoint import allow_mmengine_checkpoints, convert_state_dict, load_pretrained
 from .compat import install_mmaction_drn_shim
-from .engine import allow_mmengine_checkpoints
 from .models import SwinTransformerV2, VideoSwinTransformerV2
 from .registry import register_all
 

@@ -41,6 +41,16 @@ def build_in_scope(model_cfg, scope: str, device: str = 'cpu') -> nn.Module:
         return registry.build(model_cfg)
 
 
+def load_tool(name: str):
+    """Imports ``tools/<name>.py`` as a module (the tools are scripts, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tools_{name}',
+                                                  os.path.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(args, env, cwd, check=True):
     """Runs ``python -W ignore ARGS`` as a user would; raises with its output if it fails."""
     out = subprocess.run([sys.executable, '-W', 'ignore'] + args, cwd=cwd, env=env,

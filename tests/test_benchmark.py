@@ -5,7 +5,9 @@ from unittest import mock
 
 import pytest
 
-from swinv2_mm import benchmark
+from tests.helpers import load_tool
+
+benchmark = load_tool('benchmark')
 
 
 @pytest.fixture(scope='module')

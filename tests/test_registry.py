@@ -71,3 +71,20 @@ def test_video_backbone_builds_in_the_mmaction_scope():
         outs = model(torch.randn(1, 3, 4, 64, 96))
     assert [tuple(o.shape) for o in outs] == [(1, 64, 2, 8, 12), (1, 128, 2, 4, 6),
                                               (1, 256, 2, 2, 3)]
+
+
+def test_import_does_what_the_readme_lists_and_nothing_more():
+    """In a fresh interpreter: registration, the checkpoint allow-list, no toolbox and no
+    harness (swinv2_mm.cli) imported."""
+    import subprocess
+    import sys
+    code = ('import sys, torch, swinv2_mm\n'
+            'from mmengine.registry import MODELS\n'
+            'from mmengine.logging.history_buffer import HistoryBuffer\n'
+            'assert MODELS.get("SwinTransformerV2") is swinv2_mm.SwinTransformerV2\n'
+            'assert HistoryBuffer in torch.serialization.get_safe_globals()\n'
+            'print(sorted(m for m in sys.modules if m.split(".")[0] in '
+            '("mmdet", "mmseg", "mmaction", "mmcv", "mmpretrain") or m.startswith("swinv2_mm.cli")))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == '[]'

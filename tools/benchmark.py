@@ -6,6 +6,10 @@ them interleaved (eval forward without grad; train step = forward + backward) an
 reports medians, throughput, FLOP utilisation against this machine's measured fp32
 matrix-multiply rate, the bytes autograd saves for backward, and (one subprocess per
 implementation and case) the peak resident memory of a train step.
+
+    python tools/benchmark.py [--cases tiny-256-w8 ...] [--repeats 5] [--json out.json]
+
+See docs/benchmarks.md.
 """
 import argparse
 import json
@@ -21,8 +25,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from .checkpoint import convert_state_dict, to_mmpretrain
-from .models import ARCH_ZOO, SwinTransformerV2
+from swinv2_mm.checkpoint import convert_state_dict, to_mmpretrain
+from swinv2_mm.models import ARCH_ZOO, SwinTransformerV2
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,7 @@ def matmul_flops_per_second(device: torch.device, dtype: torch.dtype = torch.flo
 
 def peak_rss_of_train_step(impl: str, case: Case) -> Optional[dict]:
     """Resident memory before and at the peak of one train step, in a fresh subprocess."""
-    out = subprocess.run([sys.executable, '-m', 'swinv2_mm.benchmark', '--child', impl,
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', impl,
                           case.name], capture_output=True, text=True, timeout=1800,
                          env=dict(os.environ, **CHILD_ENV))
     if out.returncode != 0:

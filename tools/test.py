@@ -5,9 +5,14 @@
 import argparse
 import os
 
-from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_checkpoint_paths,
-                              check_data_paths, enable_show_dir, finish_distributed,
-                              load_config, make_runner, use_checked_image_loading)
+from swinv2_mm.cli.args import add_common_args
+from swinv2_mm.cli.checkpoints import check_checkpoint_paths
+from swinv2_mm.cli.config import load_config
+from swinv2_mm.cli.corrupt_images import use_checked_image_loading
+from swinv2_mm.cli.data_checks import DataNotFoundError, check_data_paths
+from swinv2_mm.cli.distributed import finish_distributed, prepare_distributed
+from swinv2_mm.cli.visualization import enable_show_dir
+from swinv2_mm.engine import build_runner
 from swinv2_mm.models import ConfigError
 
 
@@ -26,9 +31,11 @@ def parse_args():
 
 
 def main():
+    """The steps, in order; each lives in the ``swinv2_mm.cli`` module it is imported from."""
     args = parse_args()
     try:
         cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+        prepare_distributed(cfg)
         check_data_paths(cfg, 'test')
         use_checked_image_loading(cfg)
         if args.show or args.show_dir:
@@ -38,7 +45,7 @@ def main():
     except (DataNotFoundError, ValueError, FileNotFoundError) as err:
         raise SystemExit(f'error: {err}')
     try:
-        runner = make_runner(cfg)
+        runner = build_runner(cfg)
     except ConfigError as err:  # a backbone argument: the message names it and the fix
         raise SystemExit(f'error: {err}')
     if args.out:

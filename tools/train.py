@@ -5,9 +5,14 @@
 import argparse
 import os
 
-from swinv2_mm.launch import (DataNotFoundError, add_common_args, check_checkpoint_paths,
-                              check_data_paths, enable_amp, finish_distributed, load_config,
-                              make_runner, set_resume, use_checked_image_loading)
+from swinv2_mm.cli.args import add_common_args
+from swinv2_mm.cli.checkpoints import check_checkpoint_paths, set_resume
+from swinv2_mm.cli.config import load_config
+from swinv2_mm.cli.corrupt_images import use_checked_image_loading
+from swinv2_mm.cli.data_checks import DataNotFoundError, check_data_paths
+from swinv2_mm.cli.distributed import finish_distributed, prepare_distributed
+from swinv2_mm.cli.precision import enable_amp
+from swinv2_mm.engine import build_runner
 from swinv2_mm.models import ConfigError
 
 
@@ -30,9 +35,11 @@ def parse_args():
 
 
 def main():
+    """The steps, in order; each lives in the ``swinv2_mm.cli`` module it is imported from."""
     args = parse_args()
     try:
         cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+        prepare_distributed(cfg)
         check_data_paths(cfg, 'train')
         use_checked_image_loading(cfg, args.skip_corrupt_images)
         if args.amp:
@@ -44,7 +51,7 @@ def main():
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     try:
-        runner = make_runner(cfg)
+        runner = build_runner(cfg)
     except ConfigError as err:  # a backbone argument: the message names it and the fix
         raise SystemExit(f'error: {err}')
     runner.train()

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from ..engine.safe_load import CheckpointFileError, load_checkpoint_file
+from .files import CheckpointFileError, load_checkpoint_file
 from .convert import convert_state_dict
 from .inflate import inflate_2d_to_3d, needs_inflation
 
@@ -18,7 +18,7 @@ def read_checkpoint(path: str) -> Mapping:
     """Reads a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file or a URL, tensors only.
 
     Local pickles are read with torch's weights-only unpickler: loading weights never runs
-    code (see ``swinv2_mm.engine.safe_load``).
+    code (see ``swinv2_mm.checkpoint.files``).
     """
     if '://' in path:
         from mmengine.runner.checkpoint import CheckpointLoader

@@ -1,10 +1,12 @@
 """Format checks for the annotation files and folders a config points at, run by the tools
 before any model is built, so a wrong file is named with what is wrong instead of failing
 deep inside a toolbox's loader. No toolbox is imported here."""
+import inspect
 import json
-import os
 import os.path as osp
 from typing import Iterable, List, Optional
+
+from mmengine.fileio import list_dir_or_file
 
 
 class AnnotationFormatError(ValueError):
@@ -49,13 +51,8 @@ def check_coco_file(path: str) -> None:
 
 def _files_with_suffix(folder: str, suffix: str) -> List[str]:
     """Paths below ``folder`` (recursively) ending in ``suffix``, relative, without it."""
-    found = []
-    for root, _, files in os.walk(folder):
-        for name in files:
-            if name.endswith(suffix):
-                rel = osp.relpath(osp.join(root, name), folder)
-                found.append(rel[:-len(suffix)])
-    return sorted(found)
+    return sorted(path[:-len(suffix)] for path in
+                  list_dir_or_file(folder, list_dir=False, suffix=suffix, recursive=True))
 
 
 def check_segmentation_folders(img_dir: str, seg_dir: str, img_suffix: str, seg_suffix: str,
@@ -120,3 +117,47 @@ def check_video_list(path: str, rawframes: bool, video_dir: Optional[str] = None
                 raise AnnotationFormatError(f'{where}: video has no frames (empty file {video!r})')
     if not entries:
         raise AnnotationFormatError(f'video list {path!r} lists no videos')
+
+
+def _init_default(cls, name: str, fallback):
+    """The default a dataset class gives an argument (e.g. ADE20K's ``img_suffix``)."""
+    param = inspect.signature(cls).parameters.get(name)
+    return fallback if param is None or param.default is param.empty else param.default
+
+
+def check_coco_file_once(path: str, checked: set) -> None:
+    """COCO files are large: the val set and its evaluator name the same one; parse it once."""
+    key = osp.abspath(path)
+    if key not in checked:
+        check_coco_file(path)
+        checked.add(key)
+
+
+def check_dataset_format(ds: dict, cls, root: str, coco_checked: set) -> None:
+    """Checks the annotation format of a COCO, segmentation (ADE20K layout) or mmaction2
+    video/rawframe dataset config whose files exist."""
+    kinds = {klass.__name__ for klass in getattr(cls, '__mro__', ())}
+    ann = osp.join(root, ds['ann_file']) if is_local(ds.get('ann_file')) else None
+    prefix = {k: osp.join(root, v) for k, v in (ds.get('data_prefix') or {}).items()
+              if is_local(v)}
+    if 'CocoDataset' in kinds and ann and ann.endswith('.json'):
+        check_coco_file_once(ann, coco_checked)
+    elif 'BaseSegDataset' in kinds and 'img_path' in prefix and 'seg_map_path' in prefix:
+        names = None
+        if ann:
+            with open(ann) as f:
+                names = [line.strip() for line in f if line.strip()]
+        check_segmentation_folders(
+            prefix['img_path'], prefix['seg_map_path'],
+            ds.get('img_suffix', _init_default(cls, 'img_suffix', '.jpg')),
+            ds.get('seg_map_suffix', _init_default(cls, 'seg_map_suffix', '.png')), names)
+    elif 'RawframeDataset' in kinds and ann:
+        check_video_list(ann, rawframes=True, with_offset=ds.get('with_offset', False))
+    elif 'VideoDataset' in kinds and ann:
+        check_video_list(ann, rawframes=False, video_dir=prefix.get('video', root),
+                         delimiter=ds.get('delimiter', ' '))
+
+
+def is_local(path) -> bool:
+    """A local file name (not empty, not a URL)."""
+    return isinstance(path, str) and bool(path) and '://' not in path

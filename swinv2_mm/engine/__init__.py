@@ -2,9 +2,8 @@
 from .hooks import (OptimizerStateSizeHook, RandomStateHook, SkippedImagesHook,
                     StopOnNonFiniteLossHook, TrimSupersededLogsHook)
 from .optim import ZeroWhenDistributedConstructor
-from .runner import SafeCheckpointRunner, add_protecting_hooks
-from .safe_load import allow_mmengine_checkpoints
+from .runner import SafeCheckpointRunner, add_protecting_hooks, build_runner
 
 __all__ = ['OptimizerStateSizeHook', 'RandomStateHook', 'SafeCheckpointRunner', 'SkippedImagesHook',
            'StopOnNonFiniteLossHook', 'TrimSupersededLogsHook', 'ZeroWhenDistributedConstructor',
-           'add_protecting_hooks', 'allow_mmengine_checkpoints']
+           'add_protecting_hooks', 'build_runner']

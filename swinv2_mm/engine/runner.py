@@ -7,7 +7,7 @@ from torch.distributed.optim import ZeroRedundancyOptimizer
 from mmengine.dist import get_world_size, is_main_process
 from mmengine.runner import Runner
 
-from .safe_load import check_checkpoint_file
+from ..checkpoint.files import check_checkpoint_file
 
 PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook',
                     'OptimizerStateSizeHook')
@@ -74,3 +74,13 @@ def add_protecting_hooks(cfg) -> None:
     present = {h.get('type') for h in hooks}
     hooks += [dict(type=name) for name in PROTECTING_HOOKS if name not in present]
     cfg.custom_hooks = hooks
+
+
+def build_runner(cfg):
+    """The runner a config asks for (``runner_type``), by default ``SafeCheckpointRunner``,
+    with the protecting hooks added."""
+    from mmengine.registry import RUNNERS
+    add_protecting_hooks(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return SafeCheckpointRunner.from_cfg(cfg)

@@ -8,7 +8,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 import swinv2_mm  # noqa: F401  (installs the allow-list)
-from swinv2_mm.engine.safe_load import (CheckpointFileError, check_checkpoint_file,
+from swinv2_mm.checkpoint.files import (CheckpointFileError, check_checkpoint_file,
                                         load_checkpoint_file)
 
 

@@ -85,7 +85,7 @@ def test_zero_state_is_gathered_by_every_rank_before_rank_0_saves(tmp_path, monk
 def test_a_bad_checkpoint_is_named_when_the_runner_loads_it(tmp_path):
     """Without the tools' preflight (library use), mmengine's failure becomes a clear error."""
     import torch
-    from swinv2_mm.engine.safe_load import CheckpointFileError
+    from swinv2_mm.checkpoint.files import CheckpointFileError
     path = tmp_path / 'iter_4.pth'
     torch.save({'state_dict': {'w': torch.ones(1000)}}, path)
     path.write_bytes(path.read_bytes()[:500])

@@ -1,0 +1,30 @@
+"""Which checkpoint a run starts from, checked before any model is built."""
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+
+from ..checkpoint.files import check_checkpoint_file
+
+
+def set_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``--resume`` alone resumes from the work dir's last checkpoint, or from the path given."""
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
+
+
+def check_checkpoint_paths(cfg: Config) -> None:
+    """Opens the checkpoint a run will load (``load_from``, or the work dir's latest for
+    ``--resume``) before any model is built, so a missing, truncated, foreign or untrusted
+    file is reported at once, by name."""
+    from mmengine.runner import find_latest_checkpoint
+    path = cfg.get('load_from')
+    if path is None and cfg.get('resume'):
+        path = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        if path is None:
+            print(f'swinv2_mm: --resume: no checkpoint in {cfg.work_dir} yet, training starts '
+                  f'from the beginning')
+    if path is not None and '://' not in path:
+        check_checkpoint_file(path)
