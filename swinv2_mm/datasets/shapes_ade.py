@@ -21,22 +21,16 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image, ImageDraw
 
-from .generation import data_base_dir, publish_dataset
+from .generation import GeneratedData, GeneratedDataMixin
 from .shapes import CLASSES, PALETTE, SPLIT_IDS, ShapeObject, render_image
 
 CLASSES_ADE = ('background',) + CLASSES
 PALETTE_ADE = [(0, 0, 0)] + PALETTE
 
 UNLABELLED, BACKGROUND = 0, 1  # on disk; object labels are category_id + 1
-FORMAT = 'shapes_ade/3'  # stamped, so a folder of another generated format is replaced
 STREAM = 0xADE  # extra seed word: scenes independent of the COCO generator's
 SPLIT_FOLDERS = {'train': 'training', 'val': 'validation'}
 JPEG_QUALITY = 95
-
-
-def default_data_root() -> str:
-    """Where the dataset lives unless told otherwise, under ``data_base_dir()``."""
-    return os.path.join(data_base_dir(), 'shapes_ade_v3')
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -59,7 +53,11 @@ def label_map(objects: List[ShapeObject], image_size: int) -> np.ndarray:
 
 
 def _write_split(root: str, split: str, num_images: int, image_size: int, seed: int) -> None:
-    """Renders ``root/images/<folder>/*.jpg`` and ``root/annotations/<folder>/*.png``."""
+    """Renders ``root/images/<folder>/*.jpg`` and ``root/annotations/<folder>/*.png``.
+
+    JPEGs are saved at a fixed quality without chroma subsampling: identical input gives
+    identical bytes, and colour edges stay on the labelled pixels.
+    """
     folder = SPLIT_FOLDERS[split]
     image_dir = os.path.join(root, 'images', folder)
     label_dir = os.path.join(root, 'annotations', folder)
@@ -74,26 +72,16 @@ def _write_split(root: str, split: str, num_images: int, image_size: int, seed: 
             os.path.join(label_dir, f'{index:06d}.png'))
 
 
-def generate_shapes_ade(root: str, num_train: int = 400, num_val: int = 100,
-                        image_size: int = 192, seed: int = 0) -> str:
-    """Writes the dataset under ``root`` in ADE20K's layout; returns ``root``.
-
-    Nothing is done when ``root`` already holds a dataset made with these parameters;
-    see ``publish_dataset`` for how partial and concurrent generation is handled.
-    JPEGs are saved at a fixed quality without chroma subsampling: identical input gives
-    identical bytes, and colour edges stay on the labelled pixels.
-    """
-    def build(tmp: str) -> None:
-        _write_split(tmp, 'train', num_train, image_size, seed)
-        _write_split(tmp, 'val', num_val, image_size, seed)
-
-    params = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed,
-                  format=FORMAT)
-    return publish_dataset(root, params, build)
+# The dataset in ADE20K's layout: generate_shapes_ade writes it once for the parameters
+# below (by position or name, after the folder) and returns its folder.
+SHAPES_ADE = GeneratedData('shapes_ade', version=3, write_split=_write_split,
+                           defaults=dict(num_train=400, num_val=100, image_size=192, seed=0))
+default_data_root = SHAPES_ADE.default_root
+generate_shapes_ade = SHAPES_ADE.generate
 
 
 @DATASETS.register_module()
-class ShapesADEDataset(BaseSegDataset):
+class ShapesADEDataset(GeneratedDataMixin, BaseSegDataset):
     """mmseg dataset over the generated shapes in ADE20K form, generated first when needed.
 
     Args:
@@ -105,12 +93,11 @@ class ShapesADEDataset(BaseSegDataset):
     """
 
     METAINFO = dict(classes=CLASSES_ADE, palette=PALETTE_ADE)
-    GENERATES_DATA = True  # tools skip their missing-data check for it
+    GENERATED = SHAPES_ADE
 
     def __init__(self, *, data_root: Optional[str] = None, generate: Optional[dict] = None,
                  img_suffix: str = '.jpg', seg_map_suffix: str = '.png',
                  reduce_zero_label: bool = True, **kwargs) -> None:
-        data_root = generate_shapes_ade(data_root or default_data_root(), **(generate or {}))
-        super().__init__(data_root=data_root, img_suffix=img_suffix,
-                         seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label,
-                         **kwargs)
+        super().__init__(data_root=self.generated_root(data_root, generate),
+                         img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
+                         reduce_zero_label=reduce_zero_label, **kwargs)

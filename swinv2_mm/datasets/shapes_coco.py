@@ -16,15 +16,8 @@ from mmdet.evaluation import CocoMetric
 from mmdet.registry import DATASETS, METRICS
 from PIL import Image
 
-from .generation import data_base_dir, publish_dataset
+from .generation import GeneratedData, GeneratedDataMixin
 from .shapes import CLASSES, PALETTE, SPLIT_IDS, ShapeObject, polygon_box, render_image  # noqa: F401
-
-FORMAT_VERSION = 1
-
-
-def default_data_root() -> str:
-    """Where the dataset lives unless told otherwise, under ``data_base_dir()``."""
-    return os.path.join(data_base_dir(), 'shapes_coco_v1')
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -57,6 +50,7 @@ def _annotation(obj: ShapeObject, ann_id: int, image_id: int, size: int) -> dict
 def _write_split(root: str, split: str, num_images: int, image_size: int, seed: int) -> None:
     """Renders ``root/<split>/*.png`` and ``root/annotations/instances_<split>.json``."""
     os.makedirs(os.path.join(root, split), exist_ok=True)
+    os.makedirs(os.path.join(root, 'annotations'), exist_ok=True)
     images, annotations = [], []
     for index in range(num_images):
         image, _, objects = render_image(image_rng(seed, split, index), image_size)
@@ -73,25 +67,16 @@ def _write_split(root: str, split: str, num_images: int, image_size: int, seed: 
         json.dump(coco, f, separators=(',', ':'))
 
 
-def generate_shapes_coco(root: str, num_train: int = 400, num_val: int = 100,
-                         image_size: int = 192, seed: int = 0) -> str:
-    """Writes the dataset under ``root`` in mmdet's CocoDataset layout; returns ``root``.
-
-    Nothing is done when ``root`` already holds a dataset made with these parameters;
-    see ``publish_dataset`` for how partial and concurrent generation is handled.
-    """
-    def build(tmp: str) -> None:
-        os.makedirs(os.path.join(tmp, 'annotations'))
-        _write_split(tmp, 'train', num_train, image_size, seed)
-        _write_split(tmp, 'val', num_val, image_size, seed)
-
-    params = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed,
-                  format_version=FORMAT_VERSION)
-    return publish_dataset(root, params, build)
+# The dataset in mmdet's CocoDataset layout: generate_shapes_coco writes it once for the
+# parameters below (by position or name, after the folder) and returns its folder.
+SHAPES_COCO = GeneratedData('shapes_coco', version=1, write_split=_write_split,
+                            defaults=dict(num_train=400, num_val=100, image_size=192, seed=0))
+default_data_root = SHAPES_COCO.default_root
+generate_shapes_coco = SHAPES_COCO.generate
 
 
 @DATASETS.register_module()
-class ShapesCocoDataset(CocoDataset):
+class ShapesCocoDataset(GeneratedDataMixin, CocoDataset):
     """CocoDataset over the generated shapes, which it generates first when needed.
 
     Args:
@@ -102,22 +87,21 @@ class ShapesCocoDataset(CocoDataset):
     """
 
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
-    GENERATES_DATA = True  # tools skip their missing-data check for it
+    GENERATED = SHAPES_COCO
 
     def __init__(self, *, data_root: Optional[str] = None,
                  generate: Optional[dict] = None, **kwargs) -> None:
-        if data_root is None:
-            data_root = default_data_root()
-        data_root = generate_shapes_coco(data_root, **(generate or {}))
-        super().__init__(data_root=data_root, **kwargs)
+        super().__init__(data_root=self.generated_root(data_root, generate), **kwargs)
 
 
 @METRICS.register_module()
-class ShapesCocoMetric(CocoMetric):
+class ShapesCocoMetric(GeneratedDataMixin, CocoMetric):
     """mmdet's CocoMetric against a split of the generated shapes (generated when needed)."""
+
+    GENERATED = SHAPES_COCO
 
     def __init__(self, *, data_root: Optional[str] = None, split: str = 'val',
                  generate: Optional[dict] = None, **kwargs) -> None:
-        root = generate_shapes_coco(data_root or default_data_root(), **(generate or {}))
+        root = self.generated_root(data_root, generate)
         super().__init__(ann_file=os.path.join(root, 'annotations', f'instances_{split}.json'),
                          **kwargs)

@@ -15,21 +15,17 @@ from mmaction.datasets import RawframeDataset
 from mmaction.registry import DATASETS
 from PIL import Image
 
-from .generation import data_base_dir, publish_dataset
+from .generation import GeneratedData, GeneratedDataMixin
 from .motion import DIRECTIONS, render_clip
 from .shapes import SPLIT_IDS
 
-FORMAT_VERSION = 5
 FRAME_TEMPLATE = 'img_{:05}.jpg'
-
-
-def default_data_root() -> str:
-    """Where the dataset lives unless told otherwise, under ``data_base_dir()``."""
-    return os.path.join(data_base_dir(), 'shapes_motion_v1')
 
 
 def _write_split(root: str, split: str, num_clips: int, num_frames: int, image_size: int,
                  seed: int) -> None:
+    """Renders ``root/rawframes/<split>/<clip>/img_*.jpg`` and the clip list
+    ``root/<split>_list_rawframes.txt``."""
     lines = []
     for index in range(num_clips):
         frames, label = render_clip(np.random.default_rng([seed, SPLIT_IDS[split], index]),
@@ -45,23 +41,17 @@ def _write_split(root: str, split: str, num_clips: int, num_frames: int, image_s
         f.writelines(lines)
 
 
-def generate_shapes_motion(root: str, num_train: int = 1000, num_val: int = 100,
-                           num_frames: int = 16, image_size: int = 64, seed: int = 0) -> str:
-    """Writes the clips under ``root`` in MMAction2's raw-frame layout; returns ``root``.
-
-    Idempotent, atomic and safe for concurrent callers (see ``publish_dataset``).
-    """
-    def build(tmp: str) -> None:
-        _write_split(tmp, 'train', num_train, num_frames, image_size, seed)
-        _write_split(tmp, 'val', num_val, num_frames, image_size, seed)
-
-    params = dict(num_train=num_train, num_val=num_val, num_frames=num_frames,
-                  image_size=image_size, seed=seed, format_version=FORMAT_VERSION)
-    return publish_dataset(root, params, build)
+# The clips in MMAction2's raw-frame layout: generate_shapes_motion writes them once for the
+# parameters below (by position or name, after the folder) and returns their folder.
+SHAPES_MOTION = GeneratedData('shapes_motion', version=5, write_split=_write_split,
+                              defaults=dict(num_train=1000, num_val=100, num_frames=16,
+                                            image_size=64, seed=0))
+default_data_root = SHAPES_MOTION.default_root
+generate_shapes_motion = SHAPES_MOTION.generate
 
 
 @DATASETS.register_module()
-class ShapesMotionDataset(RawframeDataset):
+class ShapesMotionDataset(GeneratedDataMixin, RawframeDataset):
     """RawframeDataset over the generated motion clips, which it generates first when needed.
 
     Args:
@@ -73,13 +63,13 @@ class ShapesMotionDataset(RawframeDataset):
     """
 
     METAINFO = dict(classes=DIRECTIONS)
-    GENERATES_DATA = True  # tools skip their missing-data check for it
+    GENERATED = SHAPES_MOTION
 
     def __init__(self, *, data_root: Optional[str] = None, split: str = 'train',
                  generate: Optional[dict] = None, **kwargs) -> None:
         if split not in SPLIT_IDS:
             raise ValueError(f'split: expected one of {sorted(SPLIT_IDS)}, got {split!r}')
-        root = generate_shapes_motion(data_root or default_data_root(), **(generate or {}))
+        root = self.generated_root(data_root, generate)
         super().__init__(ann_file=os.path.join(root, f'{split}_list_rawframes.txt'),
                          data_prefix=dict(img=os.path.join(root, 'rawframes')),
                          filename_tmpl=FRAME_TEMPLATE, start_index=1, **kwargs)
