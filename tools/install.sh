@@ -43,25 +43,31 @@ if ! have torch "$TORCH_VERSION" || ! have torchvision "$TORCHVISION_VERSION"; t
 fi
 
 # mmcv with compiled ops. Its sdist says -std=c++17; torch 2.14's headers need C++20, so we
-# build a patched copy once and keep the wheel, keyed by mmcv and torch versions.
-if ! have mmcv "$MMCV_VERSION" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
-  WHEELS="$HOME_DIR/wheels/mmcv-$MMCV_VERSION-torch-$TORCH_VERSION"
+# build a patched copy once and keep the wheel. tools/mmcv_build.py decides the build: CPU ops,
+# or CUDA ops for the GPUs torch sees (nvcc of torch's CUDA version needed; it stops before
+# building and says what to install when there is none), and the cache key (versions, CUDA,
+# architectures), so that a CPU-only wheel is never reused on a GPU machine.
+if ! "$PY" "$ROOT/tools/mmcv_build.py" --check; then
+  PLAN="$("$PY" "$ROOT/tools/mmcv_build.py")" || exit 1
+  eval "$PLAN"  # MMCV_TARGET MMCV_CACHE_KEY FORCE_CUDA TORCH_CUDA_ARCH_LIST MAX_JOBS
+  WHEELS="$HOME_DIR/wheels/$MMCV_CACHE_KEY"
   mkdir -p "$WHEELS"
   if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
-    log "building mmcv $MMCV_VERSION with ops (about 12 minutes on 2 cores, once per machine)"
+    log "building mmcv $MMCV_VERSION with $MMCV_TARGET ops${TORCH_CUDA_ARCH_LIST:+ for $TORCH_CUDA_ARCH_LIST}, $MAX_JOBS jobs (about 12 minutes for the CPU ops on 2 cores, once per machine)"
     BUILD="$(mktemp -d)"
     "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
       -d "$BUILD" "mmcv==$MMCV_VERSION"
     tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
     sed -i 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-$MMCV_VERSION/setup.py"
     pip_install "numpy==1.26.4" ninja
-    (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
+    (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA="$FORCE_CUDA" \
+      TORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST" MAX_JOBS="$MAX_JOBS" \
       "$PY" -m pip wheel --disable-pip-version-check -q --no-build-isolation --no-deps \
       -w "$BUILD/out" .)
     mv "$BUILD"/out/mmcv-*.whl "$WHEELS"/
     rm -rf "$BUILD"
   fi
-  pip_install --no-deps "$WHEELS"/mmcv-*.whl
+  pip_install --no-deps --force-reinstall "$WHEELS"/mmcv-*.whl
   pip_install addict packaging Pillow pyyaml yapf opencv-python
 fi
 
