@@ -10,8 +10,9 @@ never reused on a GPU machine), or stops with what to install.
     python tools/mmcv_build.py --check     # exit 0 if the installed mmcv fits the plan
 
 Environment: TORCH_CUDA_ARCH_LIST (e.g. "8.0;9.0") overrides the detected architectures,
-MAX_JOBS the job count, CUDA_HOME the toolkit; SWINV2_MM_MMCV_CPU=1 builds CPU-only ops on a
-GPU machine (GPU runs then fail in RoIAlign).
+MAX_JOBS the job count (default: one per usable core and 2 GiB of memory), CUDA_HOME the
+toolkit; SWINV2_MM_MMCV_CPU=1 builds CPU-only ops on a GPU machine (GPU runs then fail in
+RoIAlign).
 """
 import argparse
 import os
@@ -39,7 +40,7 @@ class Machine:
     gpus: Tuple[Tuple[str, Tuple[int, int]], ...]  # (name, compute capability) per visible GPU
     nvcc: Optional[str]  # path of the nvcc that would build, None when there is none
     nvcc_release: Optional[str]  # e.g. '12.8'
-    cpu_count: int
+    cpu_count: int  # cores this process may use, at most one per 2 GiB of available memory
 
 
 def find_nvcc(env: Dict[str, str]) -> Optional[str]:
@@ -57,13 +58,26 @@ def nvcc_release(nvcc: str) -> Optional[str]:
     return found.group(1) if found else None
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (cgroup affinity), at most one per 2 GiB of available
+    memory: a C++20 or nvcc compile job can take that much."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        with open('/proc/meminfo') as f:
+            available_kib = next(int(line.split()[1]) for line in f
+                                 if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration):
+        return cores
+    return max(1, min(cores, available_kib // (2 * 2**20)))
+
+
 def detect(env: Dict[str, str]) -> Machine:
     import torch
     gpus = tuple((torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
                  for i in range(torch.cuda.device_count())) if torch.cuda.is_available() else ()
     nvcc = find_nvcc(env) if gpus else None
     return Machine(torch.__version__.split('+')[0], torch.version.cuda, gpus, nvcc,
-                   nvcc_release(nvcc) if nvcc else None, os.cpu_count() or 1)
+                   nvcc_release(nvcc) if nvcc else None, usable_cores())
 
 
 def arch_list(machine: Machine, env: Dict[str, str]) -> str:

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from .cache import TensorCache
-from .options import ConfigError, check_chunk_size
 from .position_bias import build_cpb_mlp, continuous_position_bias
 
 LOGIT_SCALE_INIT = math.log(10.0)
@@ -51,13 +50,10 @@ class WindowAttentionV2(nn.Module):
                  attn_drop_rate: float = 0.0, drop_rate: float = 0.0,
                  fused_attn: Optional[bool] = None, attn_chunk_size: int = 0):
         super().__init__()
-        if dim % num_heads:
-            raise ConfigError(f'num_heads: {num_heads} heads do not divide {dim} channels; '
-                              f'choose a head count that divides the stage width')
         self.num_heads = num_heads
         self.pretrained_window_size = tuple(pretrained_window_size)
         self.fused_attn = fused_attn
-        self.attn_chunk_size = check_chunk_size('attn_chunk_size', attn_chunk_size)
+        self.attn_chunk_size = attn_chunk_size
         self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), LOGIT_SCALE_INIT))
         self.cpb_mlp = build_cpb_mlp(num_axes, num_heads)
         self.qkv = nn.Linear(dim, dim * 3, bias=False)

@@ -8,12 +8,12 @@ from mmengine.model import BaseModule, constant_init, initialize
 from .blocks import SwinV2Block, SwinV2Stage
 from .options import (ConfigError, check_bool, check_chunk_size, check_int, check_out_indices,
                       check_positive, check_rate, per_axis, per_stage, per_stage_window,
-                      resolve_arch)
+                      pretrained_init_cfg, resolve_arch)
 from .patches import PatchEmbed, PatchMerging
 
 # The official SwinV2 initialisation, applied when the backbone is built. Its
 # trunc_normal_(std=0.02) cuts at +-2, 100 standard deviations out: a plain normal (torch
-# draws the very same numbers for both; mmengine's TruncNormal samples another way).
+# 2.14 draws the very same numbers for both; mmengine's TruncNormal samples another way).
 OFFICIAL_INIT = [dict(type='Normal', layer='Linear', std=0.02, bias=0.0),
                  dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)]
 
@@ -57,7 +57,7 @@ class SwinV2Backbone(BaseModule):
             checkpoint layout, loaded through :func:`swinv2_mm.checkpoint.load_pretrained`.
     """
 
-    num_axes: int = 2
+    num_axes: int  # spatial axes: 2 for images, 3 for video
 
     def __init__(self, arch: Union[str, dict] = 'tiny', *, in_channels: int = 3,
                  patch_size: Union[int, Sequence[int]] = 4,
@@ -88,9 +88,10 @@ class SwinV2Backbone(BaseModule):
         self.pretrained_window_sizes = per_stage_window(
             'pretrained_window_sizes', pretrained_window_sizes, n, self.num_axes, minimum=0)
         self.out_indices = check_out_indices(out_indices, n)
-        self.frozen_stages = frozen_stages
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= n:
+        self.frozen_stages = check_int('frozen_stages', frozen_stages, -1)
+        if frozen_stages > n:
             raise ConfigError(f'frozen_stages: {frozen_stages!r} is out of range -1..{n}')
+        pretrained_init_cfg(init_cfg)  # checked now, used by init_weights
         self.norm_eval = check_bool('norm_eval', norm_eval)
         with_cp = per_stage('with_cp', with_cp, n, check_bool, 'a bool')
         chunks = per_stage('attn_chunk_size', attn_chunk_size, n, check_chunk_size, 'an int')
@@ -131,13 +132,18 @@ class SwinV2Backbone(BaseModule):
 
     def init_weights(self):
         """Loads ``init_cfg=dict(type='Pretrained', checkpoint=...)`` through the converter,
-        which reads every SwinV2 layout (mmengine's loader would expect ours)."""
-        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            from ..checkpoint import load_pretrained
-            load_pretrained(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'))
-            self._is_init = True
-        else:
-            super().init_weights()
+        which reads every SwinV2 layout (mmengine's loader would expect ours), after any
+        other initialiser the list names."""
+        pretrained = pretrained_init_cfg(self.init_cfg)
+        if pretrained is None:
+            return super().init_weights()
+        others = [c for c in self.init_cfg if c['type'] != 'Pretrained'] \
+            if isinstance(self.init_cfg, list) else []
+        if others:
+            initialize(self, others)
+        from ..checkpoint import load_pretrained
+        load_pretrained(self, pretrained['checkpoint'], prefix=pretrained.get('prefix'))
+        self._is_init = True
 
     def _freeze_stages(self):
         if self.frozen_stages < 0:

@@ -44,12 +44,13 @@ class TensorCache:
 
 
 def cached(maxsize: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Decorates a function of hashable arguments (shapes, devices) with a TensorCache."""
+    """Decorates a function of shapes (tuples or lists) and devices with a TensorCache."""
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         cache = TensorCache(maxsize)
 
         @functools.wraps(fn)
         def wrapper(*args):
+            args = tuple(tuple(a) if isinstance(a, list) else a for a in args)  # hashable
             return cache.get(args, lambda: fn(*args))
 
         wrapper.cache = cache

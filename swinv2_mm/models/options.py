@@ -3,10 +3,9 @@
 Every check raises :class:`ConfigError` naming the argument, the value given and what is
 accepted, before any layer is built; the tools print it without a traceback.
 """
+import math
 from numbers import Real
 from typing import Dict, List, Sequence, Tuple, Union
-
-from mmengine.utils import to_ntuple
 
 
 class ConfigError(ValueError):
@@ -52,8 +51,8 @@ def check_rate(name: str, value) -> float:
 
 
 def check_positive(name: str, value) -> float:
-    if not isinstance(value, Real) or isinstance(value, bool) or not value > 0:
-        raise ConfigError(f'{name}: expected a number > 0, got {value!r}')
+    if not isinstance(value, Real) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ConfigError(f'{name}: expected a finite number > 0, got {value!r}')
     return float(value)
 
 
@@ -82,7 +81,15 @@ def resolve_arch(arch: Union[str, dict]) -> dict:
     if len(arch['depths']) != len(arch['num_heads']):
         raise ConfigError(f'arch: depths {arch["depths"]} and num_heads {arch["num_heads"]} '
                           f'must have one value per stage')
+    if 'extra_norm_every_n_blocks' in arch:
+        check_int('arch.extra_norm_every_n_blocks', arch['extra_norm_every_n_blocks'], 0)
     return arch
+
+
+def _one_or_each(value, count: int) -> list:
+    """A list or tuple as it is, anything else repeated ``count`` times (mmengine's
+    ``to_ntuple`` would also unpack strings, dicts and sets)."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] * count
 
 
 AXIS_NAMES = {1: '(w,)', 2: '(h, w)', 3: '(t, h, w)'}
@@ -91,7 +98,7 @@ AXIS_NAMES = {1: '(w,)', 2: '(h, w)', 3: '(t, h, w)'}
 def per_axis(name: str, value, num_axes: int, minimum: int = 1,
              noun: str = 'entry') -> Tuple[int, ...]:
     """An int (the same along every axis) or one int per axis -> a tuple of ``num_axes``."""
-    values = tuple(to_ntuple(num_axes)(value)) if not isinstance(value, str) else (value,)
+    values = tuple(_one_or_each(value, num_axes))
     if len(values) != num_axes or not all(_is_int(v) for v in values):
         raise ConfigError(f'{name}: expected {AXIS_NAMES.get(num_axes, num_axes)} ints or one '
                           f'int for every axis, got {value!r}')
@@ -119,7 +126,7 @@ def per_stage_window(name: str, value, num_stages: int, num_axes: int,
 def per_stage(name: str, value, num_stages: int, check, kind: str) -> list:
     """A single value for every stage, or a list of one per stage (e.g. ``with_cp``), each
     passed through ``check(name, value)``; ``kind`` names the single value in the message."""
-    values = list(to_ntuple(num_stages)(value)) if not isinstance(value, str) else [value]
+    values = _one_or_each(value, num_stages)
     if len(values) != num_stages:
         raise ConfigError(f'{name}: expected {kind} or a list of {num_stages} (one per stage '
                           f'0..{num_stages - 1}), got {value!r}')
@@ -133,8 +140,22 @@ def check_chunk_size(name: str, value) -> int:
     return value
 
 
+def pretrained_init_cfg(init_cfg):
+    """The ``type='Pretrained'`` entry of an mmengine ``init_cfg`` (a dict or a list of
+    dicts), None when there is none; a malformed one is refused here, not at load time."""
+    cfgs = init_cfg if isinstance(init_cfg, list) else [] if init_cfg is None else [init_cfg]
+    if not all(isinstance(c, dict) and 'type' in c for c in cfgs):
+        raise ConfigError(f'init_cfg: expected None, a dict with a type, or a list of such '
+                          f'dicts, got {init_cfg!r}')
+    pretrained = [c for c in cfgs if c['type'] == 'Pretrained']
+    if len(pretrained) > 1 or (pretrained and not isinstance(pretrained[0].get('checkpoint'), str)):
+        raise ConfigError(f'init_cfg: expected one dict(type=\'Pretrained\', checkpoint=PATH or '
+                          f'URL), got {init_cfg!r}')
+    return pretrained[0] if pretrained else None
+
+
 def check_out_indices(value, num_stages: int) -> Tuple[int, ...]:
-    indices = tuple(to_ntuple(1)(value))
+    indices = tuple(_one_or_each(value, 1))
     for i in indices:
         if not _is_int(i) or not 0 <= i < num_stages:
             raise ConfigError(f'out_indices: {i!r} is out of range; stages are numbered '

@@ -10,11 +10,12 @@ WindowArg = Union[int, Sequence[int], Sequence[Union[int, Sequence[int]]]]
 
 
 def spatial_int_to_3d(value, temporal: int):
-    """An int (or per-stage ints) means a spatial size: w -> (temporal, w, w)."""
+    """An int means a spatial size, w -> (temporal, w, w), also as an entry of a per-stage
+    list; a (t, h, w) tuple or list stays as it is."""
     if isinstance(value, int):
         return (temporal, value, value)
     if isinstance(value, list):
-        return [spatial_int_to_3d(v, temporal) for v in value]
+        return [(temporal, v, v) if isinstance(v, int) else v for v in value]
     return value
 
 

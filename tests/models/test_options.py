@@ -52,6 +52,13 @@ def test_each_option_is_declared_and_documented_once():
     (dict(out_indices=(1, 1)), 'out_indices'),
     (dict(out_indices=(0.5,)), 'out_indices'),
     (dict(frozen_stages=1.5), 'frozen_stages'),
+    (dict(frozen_stages=True), 'frozen_stages'),
+    (dict(mlp_ratio=float('inf')), 'mlp_ratio'),
+    (dict(patch_size={4: 4, 2: 2}), 'patch_size'),
+    (dict(init_cfg='Pretrained'), 'init_cfg'),
+    (dict(init_cfg=dict(type='Pretrained')), 'init_cfg'),
+    (dict(init_cfg=[dict(type='Pretrained', checkpoint='a.pth'), 'b']), 'init_cfg'),
+    (dict(arch=dict(SMALL, extra_norm_every_n_blocks=-2)), 'arch.extra_norm_every_n_blocks'),
     (dict(extra_norm_every_n_blocks=-1), 'extra_norm_every_n_blocks'),
     (dict(arch=dict(embed_dims=32.0, depths=(2,) * 4, num_heads=(2,) * 4)), 'arch.embed_dims'),
     (dict(arch=dict(embed_dims=32, depths=(2, 0, 2, 2), num_heads=(2,) * 4)), 'arch.depths'),
@@ -66,6 +73,24 @@ def test_video_arguments_are_checked_too():
         VideoSwinTransformerV2(SMALL, temporal_window=0)
     with pytest.raises(ConfigError, match='^drop_path_rate'):
         VideoSwinTransformerV2(SMALL, drop_path_rate=1.0)
+
+
+def test_video_windows_per_stage_as_lists_of_lists():
+    """What a JSON or YAML dump of (t, h, w) tuples gives back."""
+    model = VideoSwinTransformerV2(SMALL, window_size=[[8, 7, 7]] * 4)
+    assert model.window_sizes == [(8, 7, 7)] * 4
+
+
+def test_pretrained_in_an_init_cfg_list_loads_after_the_other_initialisers(tmp_path):
+    import torch
+    source = SwinTransformerV2(SMALL)
+    path = str(tmp_path / 'weights.pth')
+    torch.save(source.state_dict(), path)
+    model = SwinTransformerV2(SMALL, init_cfg=[
+        dict(type='Constant', layer='Linear', val=0.5), dict(type='Pretrained', checkpoint=path)])
+    model.init_weights()
+    weight = model.stages[0].blocks[0].attn.qkv.weight
+    assert torch.equal(weight, source.stages[0].blocks[0].attn.qkv.weight)
 
 
 def test_good_values_of_every_form_are_accepted():
