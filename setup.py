@@ -9,7 +9,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['swinv2_mm', 'swinv2_mm.*']),
     python_requires='>=3.9',
-    install_requires=['torch>=2.3', 'mmengine>=0.10'],  # torch.compiler.is_compiling
+    install_requires=['torch>=2.4', 'mmengine>=0.10'],  # torch.compiler.is_compiling
     extras_require={'safetensors': ['safetensors']},
     license='Apache-2.0',
 )

@@ -1,12 +1,14 @@
-"""Registers swinv2_mm's 2D and video backbones (and its optimizer constructor, runner and
-hooks) where every OpenMMLab toolbox finds them.
+"""Registers swinv2_mm's 2D and video backbones (and its optimizer constructor and wrapper,
+runner and hooks) where every OpenMMLab toolbox finds them.
 
 They go into mmengine's root MODELS registry: the registries of mmdet, mmseg and
 mmaction2 are its children and fall back to it for names they lack, so
 ``dict(type='SwinTransformerV2')`` builds ours there. mmpretrain has its own class of
 that name in its own registry, which it keeps finding first: nothing is shadowed.
 """
-from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS
+from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, RUNNERS
+
+from .amp import AutocastOptimWrapper
 
 from .engine import (OptimizerStateSizeHook, RandomStateHook, SafeCheckpointRunner,
                      SkippedImagesHook, StopOnNonFiniteLossHook, TrimSupersededLogsHook,
@@ -18,6 +20,7 @@ def register_all() -> None:
     """Idempotent registration of every swinv2_mm backbone and training helper."""
     for registry, cls in ((MODELS, SwinTransformerV2), (MODELS, VideoSwinTransformerV2),
                           (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor),
+                          (OPTIM_WRAPPERS, AutocastOptimWrapper),
                           (RUNNERS, SafeCheckpointRunner), (HOOKS, RandomStateHook),
                           (HOOKS, TrimSupersededLogsHook), (HOOKS, StopOnNonFiniteLossHook),
                           (HOOKS, OptimizerStateSizeHook), (HOOKS, SkippedImagesHook)):

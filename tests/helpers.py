@@ -60,13 +60,15 @@ def run_tool(args, env, cwd, check=True):
     return out
 
 
-def train_demo(config: str, work, env, iters: int, warmup_end: int, *extra: str):
+def train_demo(config: str, work, env, iters: int, warmup_end: int, *extra: str, flags=()):
     """A short run of a demo config on 8 training images, logging every iteration.
 
-    ``extra`` are further ``--cfg-options`` entries."""
+    ``extra`` are further ``--cfg-options`` entries, ``flags`` further arguments of the tool."""
+    os.makedirs(work, exist_ok=True)
     run_tool([os.path.join(ROOT, 'tools', 'train.py'), config, '--work-dir', str(work),
-              '--cfg-options', f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-              'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
+              *flags, '--cfg-options', f'train_cfg.max_iters={iters}',
+              f'train_cfg.val_interval={iters}', 'train_dataloader.dataset.indices=8',
+              'val_dataloader.dataset.indices=4',
               'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={iters}',
               f'param_scheduler.0.end={warmup_end}', 'randomness.seed=0', *extra], env, str(work))
     return work
@@ -80,3 +82,38 @@ def scalars(work):
         with open(path) as f:
             records += [json.loads(line) for line in f]
     return records
+
+
+# each demo config's toolbox scope and the smallest data that exercises it
+DEMO_DATA = {
+    'cascade_swinv2_shapes_demo.py': ('mmdet', dict(num_train=4, num_val=2, image_size=128)),
+    'upernet_swinv2_shapes_demo.py': ('mmseg', dict(num_train=4, num_val=2, image_size=128)),
+    'video_swinv2_shapes_demo.py': ('mmaction', dict(num_train=4, num_val=2, num_frames=16,
+                                                     image_size=64)),
+}
+
+
+def demo_model_and_batches(config: str, data_root, n: int = 2, model_cfg=None):
+    """A demo config's model (or ``model_cfg`` built in its scope) and a training and a
+    validation batch of ``n`` samples generated under ``data_root``, as the data loader gives
+    them (``model.data_preprocessor(batch, training)`` prepares them for the model)."""
+    import importlib
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    scope, generate = DEMO_DATA[config]
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'demo', config))
+    for module in cfg.custom_imports.imports:
+        importlib.import_module(module)
+    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
+    registry = importlib.import_module(f'{scope}.registry')
+    with DefaultScope.overwrite_default_scope(scope):
+        datasets = [registry.DATASETS.build(dict(loader.dataset, data_root=str(data_root),
+                                                 generate=generate))
+                    for loader in (cfg.train_dataloader, cfg.val_dataloader)]
+        model = registry.MODELS.build(model_cfg or cfg.model)
+
+    def batch(dataset):
+        items = [dataset[i] for i in range(n)]
+        return dict(inputs=[it['inputs'] for it in items],
+                    data_samples=[it['data_samples'] for it in items])
+    return model, batch(datasets[0]), batch(datasets[1])

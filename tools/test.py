@@ -1,6 +1,7 @@
 """Evaluates a checkpoint of a detection, segmentation or video config.
 
-    python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--cfg-options model.backbone.window_size=24]
+    python tools/test.py CONFIG CHECKPOINT [--amp] [--show-dir DIR]
+        [--cfg-options model.backbone.window_size=24]
 """
 import argparse
 import os
@@ -11,6 +12,7 @@ from swinv2_mm.cli.config import load_config
 from swinv2_mm.cli.corrupt_images import use_checked_image_loading
 from swinv2_mm.cli.data_checks import DataNotFoundError, check_data_paths
 from swinv2_mm.cli.distributed import finish_distributed, prepare_distributed
+from swinv2_mm.cli.precision import enable_amp
 from swinv2_mm.cli.visualization import enable_show_dir
 from swinv2_mm.engine import build_runner
 from swinv2_mm.models import ConfigError
@@ -20,6 +22,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--amp', action='store_true',
+                        help='evaluate under autocast: bfloat16 on a CPU or a GPU that supports '
+                             'it, else float16')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument('--show-dir', help='save pictures of the predictions in this folder')
@@ -38,6 +43,8 @@ def main():
         prepare_distributed(cfg)
         check_data_paths(cfg, 'test')
         use_checked_image_loading(cfg)
+        if args.amp:
+            enable_amp(cfg, training=False)
         if args.show or args.show_dir:
             enable_show_dir(cfg, args.show_dir, args.show, args.wait_time)
         cfg.load_from = args.checkpoint

@@ -20,7 +20,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='config file')
     parser.add_argument('--amp', action='store_true',
-                        help='mixed precision: bfloat16 where the GPU supports it, else float16')
+                        help='mixed precision: bfloat16 on a CPU or a GPU that supports it, else '
+                             'float16 with loss scaling; validation too')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',

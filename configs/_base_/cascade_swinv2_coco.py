@@ -7,11 +7,14 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
     './swinv2_optim.py',
 ]
-custom_imports = dict(imports=['swinv2_mm'], allow_failed_imports=False)
+# swinv2_mm.amp.mmdet_heads registers the Amp* heads: mmdet's, with RoIAlign, box decoding, NMS
+# and losses as float32 islands under --amp (README: Mixed precision)
+custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.amp.mmdet_heads'],
+                      allow_failed_imports=False)
 
 head_norm_cfg = dict(type='SyncBN', requires_grad=True)
 giou_bbox_head = dict(
-    type='ConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1, in_channels=256,
+    type='AmpConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1, in_channels=256,
     conv_out_channels=256, fc_out_channels=1024, roi_feat_size=7, num_classes=80,
     reg_class_agnostic=False, reg_decoded_bbox=True, norm_cfg=head_norm_cfg,
     loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
@@ -29,10 +32,15 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         with_cp=False),
     neck=dict(in_channels=[96, 192, 384, 768]),
-    roi_head=dict(bbox_head=[
-        dict(giou_bbox_head, bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
-                                             target_stds=stds))
-        for stds in cascade_target_stds]))
+    rpn_head=dict(type='AmpRPNHead'),
+    roi_head=dict(
+        bbox_roi_extractor=dict(type='AmpSingleRoIExtractor'),
+        mask_roi_extractor=dict(type='AmpSingleRoIExtractor'),
+        mask_head=dict(type='AmpFCNMaskHead'),
+        bbox_head=[
+            dict(giou_bbox_head, bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                                                 target_means=[0.0] * 4, target_stds=stds))
+            for stds in cascade_target_stds]))
 
 # multi-scale training with random crop (the Swin / DETR augmentation)
 train_scales = [(s, 1333) for s in range(480, 801, 32)]

@@ -5,7 +5,10 @@ _base_ = [
     'mmaction::_base_/models/swin_tiny.py',
     'mmaction::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['swinv2_mm'], allow_failed_imports=False)
+# swinv2_mm.amp.mmaction_heads registers AmpI3DHead: I3DHead with its loss, accuracy and
+# scores as float32 islands under --amp (README: Mixed precision)
+custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.amp.mmaction_heads'],
+                      allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
@@ -18,7 +21,8 @@ model = dict(
         drop_path_rate=0.1,
         out_indices=(3,),
         with_cp=False),
-    cls_head=dict(in_channels=768, num_classes=400, dropout_ratio=0.5, average_clips='prob'))
+    cls_head=dict(type='AmpI3DHead', in_channels=768, num_classes=400, dropout_ratio=0.5,
+                  average_clips='prob'))
 
 # Kinetics-400 as mmaction2 keeps it: videos read with decord, train/val lists of
 # "<file> <label>" lines (tools/data/kinetics in the mmaction2 repository).

@@ -2,7 +2,8 @@
 # shapes dataset (swinv2_mm.datasets.shapes_coco), with a small SwinV2 and slim RoI heads so that it
 # trains on 2 CPU cores. Iteration-based, so that --resume continues exactly.
 _base_ = '../cascade_swinv2_t_coco.py'
-custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.datasets.shapes_coco'],
+custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.amp.mmdet_heads',
+                               'swinv2_mm.datasets.shapes_coco'],
                       allow_failed_imports=False)
 
 num_classes = 4
@@ -10,7 +11,7 @@ channels = 64
 head_norm_cfg = {{_base_.head_norm_cfg}}  # SyncBN as in the recipe: BN in one process or on CPU
 cascade_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]]
 demo_bbox_head = dict(
-    type='ConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1, in_channels=channels,
+    type='AmpConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1, in_channels=channels,
     conv_out_channels=channels, fc_out_channels=256, roi_feat_size=7, num_classes=num_classes,
     reg_class_agnostic=False, reg_decoded_bbox=True, norm_cfg=head_norm_cfg,
     loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
@@ -89,3 +90,7 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(by_epoch=False, interval=200, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
+
+# the same initial weights, data order and augmentations in every run (mmengine draws a
+# random seed otherwise)
+randomness = dict(seed=0)

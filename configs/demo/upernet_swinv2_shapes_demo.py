@@ -60,3 +60,7 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(by_epoch=False, interval=200, max_keep_ckpts=2))
+
+# the same initial weights, data order and augmentations in every run (mmengine draws a
+# random seed otherwise)
+randomness = dict(seed=0)

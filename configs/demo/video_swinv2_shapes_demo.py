@@ -4,7 +4,8 @@
 # cores. Iteration-based, so that --resume continues exactly. No flip or crop augmentation:
 # a flip turns "right" into "left", and the clips are already the input size.
 _base_ = '../video_swinv2_t_k400.py'
-custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.datasets.shapes_motion'],
+custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.amp.mmaction_heads',
+                               'swinv2_mm.datasets.shapes_motion'],
                       allow_failed_imports=False)
 
 model = dict(
@@ -61,3 +62,7 @@ default_hooks = dict(logger=dict(interval=50),
                      checkpoint=dict(by_epoch=False, interval=1000, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+
+# the same initial weights, data order and augmentations in every run (mmengine draws a
+# random seed otherwise)
+randomness = dict(seed=0)

@@ -32,7 +32,7 @@ def test_config_builds_with_recipe(path):
     assert cfg.model.neck.in_channels == backbone.num_features
     assert type(model).__name__ == 'CascadeRCNN' and len(model.roi_head.bbox_head) == 3
     heads = cfg.model.roi_head.bbox_head
-    assert all(h.type == 'ConvFCBBoxHead' and h.num_shared_convs == 4 and h.num_shared_fcs == 1
+    assert all(h.type == 'AmpConvFCBBoxHead' and h.num_shared_convs == 4 and h.num_shared_fcs == 1
                and h.loss_bbox.type == 'GIoULoss' and h.reg_decoded_bbox for h in heads)
     opt = cfg.optim_wrapper
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 1e-4

@@ -24,7 +24,7 @@ def test_config_builds_with_recipe(path):
     model = build_in_scope(cfg.model, 'mmaction', 'meta' if giant else 'cpu')
     assert type(model).__name__ == 'Recognizer3D'
     assert type(model.backbone).__name__ == 'VideoSwinTransformerV2'
-    assert type(model.cls_head).__name__ == 'I3DHead'
+    assert type(model.cls_head).__name__ == 'AmpI3DHead'
     assert cfg.model.cls_head.in_channels == model.backbone.num_features[-1]
     assert cfg.model.cls_head.num_classes == 400 and cfg.model.cls_head.average_clips == 'prob'
     assert model.backbone.patch_embed.patch_size == (2, 4, 4)

@@ -1,7 +1,8 @@
 """The toolboxes' own tools/train.py (shipped in the mmdet, mmseg and mmaction2 wheels) train the
 demo configs with nothing but the configs' ``custom_imports``: ``import swinv2_mm`` alone must
 register the backbones and datasets, and allow-list mmengine's checkpoint types so that
-``--resume`` loads under torch's weights-only default."""
+``--resume`` loads under torch's weights-only default. Their tools/test.py then evaluates the
+checkpoint with the test loop's ``fp16=True`` (bfloat16 autocast on a CPU)."""
 import glob
 import importlib.util
 import json
@@ -20,6 +21,11 @@ GENERATED = {
     'mmseg': ('train_dataloader.dataset', 'val_dataloader.dataset'),
     'mmaction': ('train_dataloader.dataset', 'val_dataloader.dataset'),
 }
+TESTED = {
+    'mmdet': ('test_dataloader.dataset', 'test_evaluator'),
+    'mmseg': ('test_dataloader.dataset',),
+    'mmaction': ('test_dataloader.dataset',),
+}
 # After a few iterations no box clears mmdet's 0.05 score threshold, and CocoMetric reports
 # nothing for an empty result: keep every scored box so that the metric computes.
 KEEP_ALL = 'model.test_cfg.rcnn.score_thr=0.0'
@@ -34,12 +40,12 @@ def weights_only_env(env):
     return {k: v for k, v in env.items() if k != NO_WEIGHTS_ONLY}
 
 
-def toolbox_train_script(package: str) -> str:
-    """``<site-packages>/<package>/.mim/tools/train.py``, which the wheel ships for mim."""
+def toolbox_script(package: str, name: str = 'train') -> str:
+    """``<site-packages>/<package>/.mim/tools/<name>.py``, which the wheel ships for mim."""
     spec = importlib.util.find_spec(package)
     assert spec is not None, f'{package} is not installed'
-    path = os.path.join(spec.submodule_search_locations[0], '.mim', 'tools', 'train.py')
-    assert os.path.isfile(path), f'{package} ships no tools/train.py at {path}'
+    path = os.path.join(spec.submodule_search_locations[0], '.mim', 'tools', f'{name}.py')
+    assert os.path.isfile(path), f'{package} ships no tools/{name}.py at {path}'
     return path
 
 
@@ -58,9 +64,22 @@ def train(package: str, config: str, work, env, iters: int, *flags: str, validat
     if not validate:
         cfg_options.append(f'train_cfg.val_begin={iters + 1}')
     work.mkdir(parents=True, exist_ok=True)
-    return run_tool([toolbox_train_script(package), os.path.join(DEMOS, config),
+    return run_tool([toolbox_script(package), os.path.join(DEMOS, config),
                      '--work-dir', str(work), *flags, '--cfg-options', *cfg_options],
                     env, str(work))
+
+
+def evaluate_in_low_precision(package: str, config: str, work, env, iters: int,
+                              *options: str) -> str:
+    """The toolbox's own test.py on the checkpoint of iteration ``iters`` with its test loop's
+    ``fp16=True``, on 2 generated samples; returns what it printed."""
+    data = [f'{entry}.generate.{key}' for entry in TESTED[package]
+            for key in ('num_train=8', 'num_val=4')]
+    out = run_tool([toolbox_script(package, 'test'), os.path.join(DEMOS, config),
+                    str(work / f'iter_{iters}.pth'), '--work-dir', str(work / 'test'),
+                    '--cfg-options', 'test_cfg.fp16=True', 'test_dataloader.dataset.indices=2',
+                    *data, *options], env, str(work))
+    return out.stdout + out.stderr
 
 
 def losses_by_step(records) -> dict:
@@ -101,15 +120,23 @@ def test_mmdet_train_script_trains_then_resumes_from_its_checkpoint(weights_only
     assert sorted(losses_by_step(newest_run_records(work))) == [3, 4]
     records = assert_trained(work, 4)
     assert any('coco/bbox_mAP' in r for r in records)  # the demo's ShapesCocoMetric ran
+    printed = evaluate_in_low_precision('mmdet', 'cascade_swinv2_shapes_demo.py', work,
+                                        weights_only_env, 4, KEEP_ALL)
+    assert 'coco/segm_mAP:' in printed
 
 
-def test_mmseg_train_script_trains(env, tmp_path):
+def test_mmseg_train_and_test_scripts(env, tmp_path):
     train('mmseg', 'upernet_swinv2_shapes_demo.py', tmp_path, env, 2)
     records = assert_trained(tmp_path, 2)
     assert any('mIoU' in r for r in records)
+    printed = evaluate_in_low_precision('mmseg', 'upernet_swinv2_shapes_demo.py', tmp_path, env, 2)
+    assert 'mIoU:' in printed
 
 
-def test_mmaction_train_script_trains(env, tmp_path):
+def test_mmaction_train_and_test_scripts(env, tmp_path):
     train('mmaction', 'video_swinv2_shapes_demo.py', tmp_path, env, 2)
     records = assert_trained(tmp_path, 2)
     assert any('acc/top1' in r for r in records)
+    printed = evaluate_in_low_precision('mmaction', 'video_swinv2_shapes_demo.py', tmp_path, env,
+                                        2)
+    assert 'acc/top1:' in printed
