@@ -9,7 +9,6 @@ that name in its own registry, which it keeps finding first: nothing is shadowed
 from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, RUNNERS
 
 from .amp import AutocastOptimWrapper
-
 from .engine import (OptimizerStateSizeHook, RandomStateHook, SafeCheckpointRunner,
                      SkippedImagesHook, StopOnNonFiniteLossHook, TrimSupersededLogsHook,
                      ZeroWhenDistributedConstructor)

@@ -1,6 +1,6 @@
 """Reading a config the way the tools do, and rewriting the types of its entries."""
 import os.path as osp
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -23,17 +23,22 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     return cfg
 
 
+def typed_dicts(node, path: str = '') -> Iterator[Tuple[str, dict]]:
+    """Every dict with a ``type`` key in a config tree, with its path (``model.x[0].y``)."""
+    if isinstance(node, dict):
+        if 'type' in node:
+            yield path, node
+        for key, value in node.items():
+            yield from typed_dicts(value, f'{path}.{key}' if path else key)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from typed_dicts(value, f'{path}[{i}]')
+
+
 def retype(node, old: str, new: str, **fields) -> int:
     """Gives every ``type=old`` dict in a config tree ``type=new`` (and ``fields``); returns
     how many it changed."""
-    count = 0
-    if isinstance(node, dict):
-        if node.get('type') == old:
-            node.update(fields, type=new)
-            count += 1
-        for value in node.values():
-            count += retype(value, old, new, **fields)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += retype(value, old, new, **fields)
-    return count
+    matches = [typed for _, typed in typed_dicts(node) if typed['type'] == old]
+    for typed in matches:
+        typed.update(fields, type=new)
+    return len(matches)

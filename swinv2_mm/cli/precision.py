@@ -1,12 +1,13 @@
 """Mixed precision for tools/train.py --amp and tools/test.py --amp, on a GPU or a CPU."""
 import importlib
-from typing import Iterator, Tuple
+from typing import Tuple
 
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..models.options import ConfigError
+from .config import typed_dicts
 
 # where the float32-island heads of each toolbox scope are registered (swinv2_mm/amp/)
 ISLAND_MODULES = {'mmdet': 'swinv2_mm.amp.mmdet_heads', 'mmaction': 'swinv2_mm.amp.mmaction_heads'}
@@ -21,18 +22,6 @@ def amp_device_dtype() -> Tuple[str, torch.dtype]:
     return 'cpu', torch.bfloat16
 
 
-def _typed_dicts(node, path: str) -> Iterator[Tuple[str, dict]]:
-    """Every dict with a ``type`` key inside a model config, with its config path."""
-    if isinstance(node, dict):
-        if 'type' in node:
-            yield path, node
-        for key, value in node.items():
-            yield from _typed_dicts(value, f'{path}.{key}')
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            yield from _typed_dicts(value, f'{path}[{i}]')
-
-
 def check_float32_islands(cfg: Config) -> None:
     """Refuses, before anything is built, a model that names a toolbox head whose NMS,
     RoIAlign or numpy metrics have no low-precision kernel, and says which Amp type to use."""
@@ -40,7 +29,7 @@ def check_float32_islands(cfg: Config) -> None:
     if module is None:
         return
     variants = importlib.import_module(module).AMP_VARIANTS
-    plain = [(path, variants[node['type']]) for path, node in _typed_dicts(cfg.model, 'model')
+    plain = [(path, variants[node['type']]) for path, node in typed_dicts(cfg.model, 'model')
              if node['type'] in variants]
     if plain:
         fixes = '; '.join(f"{path}.type='{amp}'" for path, amp in plain)

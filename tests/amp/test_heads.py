@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from swinv2_mm.amp import AutocastOptimWrapper
+from swinv2_mm.cli.config import typed_dicts
 from tests.helpers import demo_model_and_batches, randomize_
 
 DET, SEG, VIDEO = ('cascade_swinv2_shapes_demo.py', 'upernet_swinv2_shapes_demo.py',
@@ -102,17 +103,6 @@ def test_bf16_train_step_and_predict_with_float32_islands(demo, monkeypatch):
     assert low.seen and {dtype for dtype, _ in low.seen} == {torch.bfloat16}
 
 
-def use_toolbox_types(node):
-    """Replaces, in place, every ``Amp<name>`` type of a model config by the toolbox's
-    ``<name>``."""
-    if isinstance(node, dict):
-        if str(node.get('type', '')).startswith('Amp'):
-            node['type'] = node['type'][len('Amp'):]
-        node = list(node.values())
-    for value in node if isinstance(node, (list, tuple)) else ():
-        use_toolbox_types(value)
-
-
 def test_amp_heads_equal_the_toolbox_heads_without_autocast(demo, tmp_path):
     name, model, train, _ = demo
     if name == SEG:
@@ -120,7 +110,9 @@ def test_amp_heads_equal_the_toolbox_heads_without_autocast(demo, tmp_path):
     from mmengine.config import Config
     from tests.helpers import ROOT
     plain_cfg = Config.fromfile(f'{ROOT}/configs/demo/{name}').model
-    use_toolbox_types(plain_cfg)
+    for _, node in typed_dicts(plain_cfg):  # every Amp<name> back to the toolbox's <name>
+        if str(node['type']).startswith('Amp'):
+            node['type'] = node['type'][len('Amp'):]
     plain, _, _ = demo_model_and_batches(name, tmp_path, model_cfg=plain_cfg)
     assert not any(type(m).__name__.startswith('Amp') for m in plain.modules())
     assert any(type(m).__name__.startswith('Amp') for m in model.modules())
