@@ -19,7 +19,8 @@ def report(tmp_path_factory):
 
 def test_implementations_agree_and_are_measured(report):
     result, = report['results']
-    assert set(result['impls']) == {'swinv2_mm', 'swinv2_mm-lean', 'timm', 'mmpretrain'}
+    assert set(result['impls']) == {'swinv2_mm', 'swinv2_mm-lean', 'swinv2_mm-explicit', 'timm',
+                                    'mmpretrain'}
     assert max(result['agreement'].values()) < 1e-4 and not result['padding']
     assert result['flops']['train'] > 2 * result['flops']['eval'] > 0
     for entry in result['impls'].values():
@@ -44,3 +45,25 @@ def test_padding_is_detected():
     assert benchmark.needs_padding(benchmark.CASES['tiny-800x1216-w8'])
     assert not benchmark.needs_padding(benchmark.CASES['tiny-256-w16'])
     assert benchmark.stage_windows(benchmark.CASES['tiny-256-w16']) == [16, 16, 16, 8]
+
+
+def test_bf16_times_every_implementation_under_autocast():
+    """--bf16 on the CPU: every implementation, the peak-RSS child included, runs under the
+    same autocast and its outputs still agree (to bfloat16 precision)."""
+    result, = benchmark.main(['--cases', 'tiny-64-w4', '--repeats', '1', '--bf16',
+                              '--impls', 'swinv2_mm', 'timm'])
+    assert set(result['impls']) == {'swinv2_mm', 'timm'}
+    for entry in result['impls'].values():
+        assert entry['train_s'] > 0 and entry['rss']['rss_peak'] > 0
+
+
+def test_kernel_table_has_the_rules_pick_for_every_window(monkeypatch):
+    monkeypatch.setattr(benchmark, 'KERNEL_WINDOWS', (4, 12))
+    rows = benchmark.main(['--kernels', '--repeats', '1'])
+    assert len(rows) == 2 * 2 * 2  # dtypes x modes x windows
+    for row in rows:
+        assert set(row['ms']) == set(benchmark.KERNELS) and row['rule'] in row['ms']
+    picks = {(r['dtype'], r['mode'], r['window']): r['rule'] for r in rows}
+    assert picks['float32', 'eval', 4] == 'sdpa'
+    assert picks['float32', 'train', 4] == 'flash_with_bias'
+    assert picks['bfloat16', 'train', 4] == 'explicit'

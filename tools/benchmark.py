@@ -27,6 +27,8 @@ import torch.nn as nn
 
 from swinv2_mm.checkpoint import convert_state_dict, to_mmpretrain
 from swinv2_mm.models import ARCH_ZOO, SwinTransformerV2
+from swinv2_mm.models.attention_kernels import KERNELS, choose_kernel
+from swinv2_mm.models.windows import window_attention_mask
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ PEERS = ('timm', 'mmpretrain')
 # blocks of stages 0-2 (autograd keeps only their inputs; they are recomputed in backward);
 # stage 3 holds little and is not recomputed
 LEAN = dict(with_cp=[True, True, True, False])
+# swinv2_mm's variants: the default, the memory option, and explicit attention products
+# everywhere (the CPU default before the attention kernel rule, for what the rule buys)
+VARIANTS = {'swinv2_mm': {}, 'swinv2_mm-lean': LEAN,
+            'swinv2_mm-explicit': dict(fused_attn=False)}
+IMPLS = list(VARIANTS) + list(PEERS)
 # freed tensors go back to the OS at once, so a child's peak RSS follows live memory rather
 # than glibc's heap retention (the same setting for every implementation)
 CHILD_ENV = dict(MALLOC_MMAP_THRESHOLD_='131072')
@@ -140,7 +147,7 @@ def build_models(case: Case, impls: List[str], seed: int = 0) -> Dict[str, nn.Mo
             _load_params(peer, to_mmpretrain(reference))
             models[impl] = peer
         else:
-            model = build_ours(case, **(LEAN if impl == 'swinv2_mm-lean' else {}))
+            model = build_ours(case, **VARIANTS[impl])
             _load_params(model, reference)
             models[impl] = model
     return {k: None if m is None else Features(m, k) for k, m in models.items()}
@@ -194,7 +201,7 @@ def train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 
 
 def in_bf16(step: Callable[[], None], device: torch.device) -> Callable[[], None]:
-    """The step under bfloat16 autocast (the GPU benchmark)."""
+    """The step under bfloat16 autocast, on a GPU or a CPU (``--bf16``)."""
     def run():
         with torch.autocast(device.type, dtype=torch.bfloat16):
             step()
@@ -261,10 +268,11 @@ def matmul_flops_per_second(device: torch.device, dtype: torch.dtype = torch.flo
     return 2 * n ** 3 / best
 
 
-def peak_rss_of_train_step(impl: str, case: Case) -> Optional[dict]:
+def peak_rss_of_train_step(impl: str, case: Case, bf16: bool = False) -> Optional[dict]:
     """Resident memory before and at the peak of one train step, in a fresh subprocess."""
     out = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', impl,
-                          case.name], capture_output=True, text=True, timeout=1800,
+                          case.name] + ['--bf16'] * bf16, capture_output=True, text=True,
+                         timeout=1800,
                          env=dict(os.environ, **CHILD_ENV))
     if out.returncode != 0:
         return None
@@ -280,17 +288,78 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f'benchmark: /proc/self/status has no {field}')
 
 
-def _child(impl: str, case_name: str) -> None:
+def _child(impl: str, case_name: str, bf16: bool) -> None:
     """Peak RSS of one train step. VmHWM is reset first (``clear_refs`` 5), so neither the
     model building nor the parent (``ru_maxrss`` survives exec) counts."""
     case = CASES[case_name]
     model = build_models(case, [impl])[impl].train()
     x = torch.randn(case.batch, 3, *case.size)
     before = _status_bytes('VmRSS')
+    step = train_step(model, x)
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')
-    train_step(model, x)()
+    (in_bf16(step, x.device) if bf16 else step)()
     print(json.dumps(dict(rss_before=before, rss_peak=_status_bytes('VmHWM'))))
+
+
+KERNEL_WINDOWS = (7, 8, 12, 16, 24, 32)
+
+
+def kernel_inputs(window: int, dtype: torch.dtype, train: bool, batch: int = 4,
+                  heads: int = 3, head_dim: int = 32) -> tuple:
+    """q, k, v (B, nW*h, N, d) and the 4-D bias of a shifted stage-0 block of SwinV2-T
+    on a map of about 64x64 tokens; in training all four require gradients."""
+    side = window * -(-64 // window)
+    mask = window_attention_mask((side, side), (window, window), (window // 2,) * 2,
+                                 torch.device('cpu'))  # (nW, N, N)
+    nw, n = mask.shape[:2]
+    gen = torch.Generator().manual_seed(window)
+    q, k, v = (torch.nn.functional.normalize(torch.randn(batch, nw * heads, n, head_dim,
+                                                         generator=gen), dim=-1) for _ in 'qkv')
+    q = q * 10  # a temperature of 0.1
+    bias = (16 * torch.rand(1, heads, n, n, generator=gen).sigmoid() + mask[:, None])
+    tensors = [t.to(dtype).requires_grad_(train) for t in (q, k, v)]
+    return (*tensors, bias.reshape(1, nw * heads, n, n).requires_grad_(train))
+
+
+def kernel_table(repeats: int, dtypes=(torch.float32, torch.bfloat16)) -> List[dict]:
+    """Each attention kernel timed on the same inputs per window, dtype and mode, interleaved
+    (the measurements behind ``choose_kernel``'s rule), with the rule's pick."""
+    rows = []
+    for dtype in dtypes:
+        for train in (False, True):
+            for window in KERNEL_WINDOWS:
+                q, k, v, bias = kernel_inputs(window, dtype, train)
+
+                def step(kernel):
+                    def run():
+                        with torch.set_grad_enabled(train):
+                            out = KERNELS[kernel](q, k, v, bias, 0.0, not train)
+                            if train:
+                                out.float().pow(2).mean().backward()
+                    return run
+                medians = interleaved_medians({k: step(k) for k in KERNELS}, repeats,
+                                              torch.device('cpu'))
+                with torch.set_grad_enabled(train):
+                    pick = choose_kernel(q, bias, 0.0, None)
+                rows.append(dict(window=window, tokens=q.shape[-2], dtype=str(dtype)[6:],
+                                 mode='train' if train else 'eval', ms={
+                                     k: t * 1e3 for k, t in medians.items()}, rule=pick,
+                                 fastest=min(medians, key=medians.get)))
+                print(format_kernel_rows(rows[-1:]), flush=True)
+    return rows
+
+
+def format_kernel_rows(rows: List[dict]) -> str:
+    return '\n'.join(
+        f"| {r['dtype']} | {r['mode']} | {r['window']} ({r['tokens']}) | "
+        + ' | '.join(f"{r['ms'][k]:.1f}" for k in KERNELS)
+        + f" | {r['rule']} | {r['ms'][r['rule']] / r['ms'][r['fastest']]:.2f} |"
+        for r in rows)
+
+
+KERNEL_HEADER = ('| dtype | mode | window (tokens) | ' + ' | '.join(f'{k} ms' for k in KERNELS)
+                 + ' | rule picks | rule / fastest |\n|' + '---|' * (len(KERNELS) + 5))
 
 
 def run_case(case: Case, impls: List[str], repeats: int, device: torch.device,
@@ -325,7 +394,7 @@ def run_case(case: Case, impls: List[str], repeats: int, device: torch.device,
             step()
             entry['cuda_max_allocated_bytes'] = torch.cuda.max_memory_allocated()
         elif rss:
-            entry['rss'] = peak_rss_of_train_step(name, case)
+            entry['rss'] = peak_rss_of_train_step(name, case, bf16)
     return result
 
 
@@ -375,18 +444,19 @@ def _cpu_name() -> str:
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--cases', nargs='+', default=DEFAULT_CASES, choices=sorted(CASES))
-    parser.add_argument('--impls', nargs='+',
-                        default=['swinv2_mm', 'swinv2_mm-lean', 'timm', 'mmpretrain'],
-                        choices=['swinv2_mm', 'swinv2_mm-lean', 'timm', 'mmpretrain'])
+    parser.add_argument('--impls', nargs='+', default=IMPLS, choices=IMPLS)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--bf16', action='store_true', help='time under bfloat16 autocast (GPU)')
+    parser.add_argument('--bf16', action='store_true',
+                        help='run every implementation under bfloat16 autocast')
     parser.add_argument('--no-rss', action='store_true', help='skip the peak-RSS subprocesses')
     parser.add_argument('--json', help='write the results here')
+    parser.add_argument('--kernels', action='store_true',
+                        help='only time the attention kernels per window (CPU)')
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return _child(*args.child)
+        return _child(*args.child, args.bf16)
     if 'swinv2_mm' not in args.impls:
         args.impls.insert(0, 'swinv2_mm')  # the agreement reference
     device = torch.device(args.device)
@@ -397,21 +467,30 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     if device.type == 'cuda':
         header['gpu'] = torch.cuda.get_device_name()
     print(f'# {header}', flush=True)
-    results = []
-    for name in args.cases:
-        result = run_case(CASES[name], args.impls, args.repeats, device, rate,
-                          not args.no_rss and device.type == 'cpu', args.bf16)
-        results.append(result)
-        print(format_table([result]), flush=True)
-        print(f"agreement with swinv2_mm (max abs diff / max |x|): {result['agreement']}"
-              f"{' (padded input: the peers attend to zero padding)' if result['padding'] else ''}",
-              flush=True)
-    print(format_table(results))
+    if args.kernels:
+        print(KERNEL_HEADER, flush=True)
+        rows = kernel_table(args.repeats)
+        print(KERNEL_HEADER + '\n' + format_kernel_rows(rows))
+        results = rows
+    else:
+        results = [run_and_print(CASES[name], args, device, rate) for name in args.cases]
+        print(format_table(results))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(dict(header=header, results=results), f, indent=1)
     return results
+
+
+def run_and_print(case: Case, args: argparse.Namespace, device: torch.device,
+                  rate: float) -> dict:
+    result = run_case(case, args.impls, args.repeats, device, rate,
+                      not args.no_rss and device.type == 'cpu', args.bf16)
+    print(format_table([result]), flush=True)
+    print(f"agreement with swinv2_mm (max abs diff / max |x|): {result['agreement']}"
+          f"{' (padded input: the peers attend to zero padding)' if result['padding'] else ''}",
+          flush=True)
+    return result
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
+from .attention_kernels import window_attention
 from .cache import TensorCache
 from .position_bias import build_cpb_mlp, continuous_position_bias
 
@@ -34,11 +35,10 @@ def inference_mode_of(module: nn.Module) -> bool:
 class WindowAttentionV2(nn.Module):
     """Multi-head attention inside windows: cos(q, k) / tau + B, tau learnable per head.
 
-    The cosine normalisation and the clamped scale 1/tau are folded into q and k. With
-    ``fused_attn=True`` the attention itself is ``scaled_dot_product_attention`` with
-    position bias and mask as one additive mask; ``False`` computes it as explicit matrix
-    products (the reference and export path); ``None`` takes SDPA on GPUs and the explicit
-    products on CPU, where they measured as fast or faster (docs/benchmarks.md).
+    The cosine normalisation and the clamped scale 1/tau are folded into q and k; position
+    bias and shift/pad mask form one additive 4-D bias. ``fused_attn=None`` lets the static
+    rule of :mod:`.attention_kernels` pick the kernel, ``True`` forces a fused one where the
+    device has it, ``False`` the explicit matrix products (the reference and export path).
     ``attn_chunk_size`` > 0 attends that many windows at a time (the paper's sequential
     attention), recomputing each chunk in backward: attention memory stays bounded.
     In inference (``eval()`` without autograd) the position bias is cached per window
@@ -133,20 +133,10 @@ class WindowAttentionV2(nn.Module):
         q, k, v = qkv.view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)  # (B*nW, h, N, hd)
         scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()  # (h, 1, 1)
         q, k = unit_rows(q, scale), unit_rows(k)
-        drop = self.attn_drop_rate if self.training else 0.0
-        if self.fused_attn or self.fused_attn is None and x.is_cuda:
-            # (B, nW*h, N, hd): windows and heads share one axis, so the mask is 3-D
-            q, k, v = (t.reshape(bw // nw, nw * heads, n, -1) for t in (q, k, v))
-            mask = bias.reshape(-1, n, n).to(q.dtype)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
-                                                 scale=1.0)
-            out = out.view(bw, heads, n, -1)
-        else:
-            attn = (q @ k.transpose(-2, -1)).view(bw // nw, nw, heads, n, n)
-            attn.add_(bias.to(q.dtype))  # in place: backward does not need the product
-            if inference_mode_of(self):  # softmax in place: no second attention-sized tensor
-                torch.softmax(attn, -1, out=attn)
-            else:
-                attn = F.dropout(attn.softmax(-1), drop, self.training)
-            out = attn.view(bw, heads, n, n) @ v  # (B*nW, h, N, hd)
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(bw, n, c)))
+        # (B, nW*h, N, hd): windows and heads share one axis, every kernel sees 4-D tensors
+        q, k, v = (t.reshape(bw // nw, nw * heads, n, -1) for t in (q, k, v))
+        out = window_attention(q, k, v, bias.reshape(1, nw * heads, n, n),
+                               dropout_p=self.attn_drop_rate if self.training else 0.0,
+                               fused=self.fused_attn, in_place=inference_mode_of(self))
+        out = out.view(bw, heads, n, -1).transpose(1, 2).reshape(bw, n, c)
+        return self.proj_drop(self.proj(out))
