@@ -30,8 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMOS = ('cascade_swinv2_shapes_demo', 'upernet_swinv2_shapes_demo', 'video_swinv2_shapes_demo')
 
 
-def demo_steps(name: str):
-    """{'train fp32', 'train amp', 'eval fp32', 'eval amp'}: steps of the demo's model."""
+def build_demo(name: str, device: str):
+    """The demo's model (initialised, on ``device``) and one batch of its train and val loaders."""
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'demo', f'{name}.py'))
     for module in cfg.custom_imports.imports:
         importlib.import_module(module)
@@ -40,11 +40,20 @@ def demo_steps(name: str):
         train = next(iter(Runner.build_dataloader(cfg.train_dataloader, seed=0)))
         val = next(iter(Runner.build_dataloader(cfg.val_dataloader, seed=0)))
     model.init_weights()
+    return model.to(device), train, val
+
+
+def frozen_sgd(model: torch.nn.Module) -> torch.optim.SGD:
+    """SGD at learning rate 0: a full optimizer step that leaves the timed weights as they are."""
+    return torch.optim.SGD(list(model.parameters()), lr=0.0)
+
+
+def demo_steps(name: str):
+    """{'train fp32', 'train amp', 'eval fp32', 'eval amp'}: steps of the demo's model."""
     device, dtype = amp_device_dtype()
-    model.to(device)
-    frozen = dict(params=list(model.parameters()), lr=0.0)
-    wrappers = dict(fp32=OptimWrapper(torch.optim.SGD(**frozen)),
-                    amp=AutocastOptimWrapper(optimizer=torch.optim.SGD(**frozen), dtype=dtype))
+    model, train, val = build_demo(name, device)
+    wrappers = dict(fp32=OptimWrapper(frozen_sgd(model)),
+                    amp=AutocastOptimWrapper(optimizer=frozen_sgd(model), dtype=dtype))
 
     def train_step(precision):
         def run():

@@ -22,7 +22,7 @@ def unit_rows(x: torch.Tensor, gain: Optional[torch.Tensor] = None) -> torch.Ten
     Computed in at least float32 (a no-op for float32 input): in half precision the squares
     overflow and eps underflows, and the zero rows of padded keys would become 0 * inf = NaN."""
     wide = x.to(torch.promote_types(x.dtype, torch.float32))
-    factor = torch.rsqrt(wide.pow(2).sum(-1, keepdim=True).clamp_min(NORM_EPS ** 2))
+    factor = torch.linalg.vector_norm(wide, dim=-1, keepdim=True).clamp_min(NORM_EPS).reciprocal()
     return (wide * (factor if gain is None else factor * gain)).to(x.dtype)
 
 
@@ -133,8 +133,8 @@ class WindowAttentionV2(nn.Module):
         q, k, v = qkv.view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)  # (B*nW, h, N, hd)
         scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()  # (h, 1, 1)
         q, k = unit_rows(q, scale), unit_rows(k)
-        # (B, nW*h, N, hd): windows and heads share one axis, every kernel sees 4-D tensors
-        q, k, v = (t.reshape(bw // nw, nw * heads, n, -1) for t in (q, k, v))
+        if nw > 1:  # (B, nW*h, N, hd): windows and heads share one axis (4-D for SDPA)
+            q, k, v = (t.reshape(bw // nw, nw * heads, n, -1) for t in (q, k, v))
         out = window_attention(q, k, v, bias.reshape(1, nw * heads, n, n),
                                dropout_p=self.attn_drop_rate if self.training else 0.0,
                                fused=self.fused_attn, in_place=inference_mode_of(self))
