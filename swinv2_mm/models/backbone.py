@@ -48,9 +48,9 @@ class SwinV2Backbone(BaseModule):
             (e.g. ``[True, True, False, False]``: the high-resolution stages only).
         attn_chunk_size: attend this many windows at a time (the paper's sequential
             attention; recomputed in backward), for all stages or per stage; 0: all at once.
-        fused_attn: scaled_dot_product_attention (True), explicit matrix products (False,
-            the reference and export path), or None: SDPA on GPUs, explicit products on
-            CPU (as fast or faster there, see docs/benchmarks.md).
+        fused_attn: None: the static kernel rule of ``models/attention_kernels.py``
+            (fused kernels wherever they measured faster, see docs/benchmarks.md); True:
+            a fused kernel; False: explicit matrix products (the reference and export path).
         extra_norm_every_n_blocks: extra LN on the main branch after every n-th block of
             a stage (default: the arch's, 6 for huge and giant, 0 otherwise).
         init_cfg: mmengine's, e.g. ``dict(type='Pretrained', checkpoint=...)``: any SwinV2
