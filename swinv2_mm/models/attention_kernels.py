@@ -2,17 +2,17 @@
 
 The rule depends only on the device, the dtype, whether the bias needs a gradient, dropout
 and the window's token count, never on timings: runs stay reproducible and resume exactly.
-It follows ``python tools/benchmark.py --kernels`` on a 2-core AVX512-BF16 CPU, torch 2.14.1
+It follows ``python tools/benchmark.py --kernels`` on a 2-core x86 CPU, torch 2.14.1
 (docs/benchmarks.md, "Attention kernels"):
 
 - CUDA: ``scaled_dot_product_attention``; its fused kernels take an additive 4-D mask and
   return its gradient.
 - CPU, bias without gradient (inference, frozen CPB), no dropout: SDPA with the 4-D mask,
-  which runs its fused (flash) CPU kernel, 1.5-4x faster than explicit products at windows
-  7-32. A 3-D mask or a mask that needs a gradient sends SDPA to its math path instead.
+  which runs its fused (flash) CPU kernel, 1.4-4.6x faster than explicit products at
+  windows 7-32. A 3-D mask or a mask that needs a gradient sends SDPA to its math path instead.
 - CPU training with a learnable bias, no dropout: ``flash_with_bias``, the fused CPU kernel
   forward and a backward that recomputes the probabilities from the saved log-sum-exp (no
-  attention-sized tensor kept for backward): 1.4-1.8x faster than explicit in float32; in
+  attention-sized tensor kept for backward): 1.2-1.6x faster than explicit in float32; in
   bfloat16 from 144 tokens per window on (window 12), below which explicit products win.
 - Otherwise (dropout, small half-precision windows in training): explicit matrix products,
   in place where autograd allows.
