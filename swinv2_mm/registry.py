@@ -1,5 +1,6 @@
-"""Registers swinv2_mm's 2D and video backbones (and its optimizer constructor and wrapper,
-runner and hooks) where every OpenMMLab toolbox finds them.
+"""Registers swinv2_mm's 2D and video backbones (and its SimMIM backbone and loss, its
+optimizer constructors and wrapper, runner and hooks) where every OpenMMLab toolbox finds
+them.
 
 They go into mmengine's root MODELS registry: the registries of mmdet, mmseg and
 mmaction2 are its children and fall back to it for names they lack, so
@@ -10,15 +11,19 @@ from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_W
 
 from .amp import AutocastOptimWrapper
 from .engine import (OptimizerStateSizeHook, RandomStateHook, SafeCheckpointRunner,
-                     SkippedImagesHook, StopOnNonFiniteLossHook, TrimSupersededLogsHook,
-                     ZeroWhenDistributedConstructor)
+                     SkippedImagesHook, StopOnNonFiniteLossHook, SwinV2LayerDecayConstructor,
+                     TrimSupersededLogsHook, ZeroWhenDistributedConstructor)
 from .models import SwinTransformerV2, VideoSwinTransformerV2
+from .simmim import NormalizedTargetL1Loss, SimMIMPicturesHook, SimMIMSwinTransformerV2
 
 
 def register_all() -> None:
     """Idempotent registration of every swinv2_mm backbone and training helper."""
     for registry, cls in ((MODELS, SwinTransformerV2), (MODELS, VideoSwinTransformerV2),
+                          (MODELS, SimMIMSwinTransformerV2), (MODELS, NormalizedTargetL1Loss),
+                          (HOOKS, SimMIMPicturesHook),
                           (OPTIM_WRAPPER_CONSTRUCTORS, ZeroWhenDistributedConstructor),
+                          (OPTIM_WRAPPER_CONSTRUCTORS, SwinV2LayerDecayConstructor),
                           (OPTIM_WRAPPERS, AutocastOptimWrapper),
                           (RUNNERS, SafeCheckpointRunner), (HOOKS, RandomStateHook),
                           (HOOKS, TrimSupersededLogsHook), (HOOKS, StopOnNonFiniteLossHook),

@@ -48,7 +48,7 @@ def main():
         if args.show or args.show_dir:
             enable_show_dir(cfg, args.show_dir, args.show, args.wait_time)
         cfg.load_from = args.checkpoint
-        check_checkpoint_paths(cfg)
+        check_checkpoint_paths(cfg, training=False)
     except (DataNotFoundError, ValueError, FileNotFoundError) as err:
         raise SystemExit(f'error: {err}')
     try:

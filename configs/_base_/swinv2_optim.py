@@ -1,5 +1,5 @@
 # SwinV2 parameters that take no weight decay: norms, biases (q_bias / v_bias too), the
-# log-CPB meta network and the attention temperature. Used as
+# log-CPB meta network, the attention temperature and SimMIM's mask token. Used as
 # paramwise_cfg={{_base_.swinv2_paramwise_cfg}} by the task base configs.
 swinv2_paramwise_cfg = dict(
     norm_decay_mult=0.0,
@@ -9,4 +9,5 @@ swinv2_paramwise_cfg = dict(
         'logit_scale': dict(decay_mult=0.0),
         'q_bias': dict(decay_mult=0.0),
         'v_bias': dict(decay_mult=0.0),
+        'mask_token': dict(decay_mult=0.0),
     })

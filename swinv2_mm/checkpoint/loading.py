@@ -1,6 +1,7 @@
 """Reading checkpoint files and loading them into a swinv2_mm backbone."""
 import os
 import re
+import zipfile
 from typing import Dict, Mapping, Optional, Union
 
 import torch
@@ -8,17 +9,18 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from .files import CheckpointFileError, load_checkpoint_file
-from .convert import convert_state_dict
+from .convert import convert_state_dict, unwrap_state_dict
 from .inflate import inflate_2d_to_3d, needs_inflation
 
 _OUT_NORM = re.compile(r'^norm\d+\.')
 
 
-def read_checkpoint(path: str) -> Mapping:
+def read_checkpoint(path: str, mmap: bool = False) -> Mapping:
     """Reads a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file or a URL, tensors only.
 
     Local pickles are read with torch's weights-only unpickler: loading weights never runs
-    code (see ``swinv2_mm.checkpoint.files``).
+    code (see ``swinv2_mm.checkpoint.files``). ``mmap`` maps a local zip-format file
+    instead of reading it, so only the tensors used are paged in (for inspection).
     """
     if '://' in path:
         from mmengine.runner.checkpoint import CheckpointLoader
@@ -27,7 +29,7 @@ def read_checkpoint(path: str) -> Mapping:
         raise FileNotFoundError(f'checkpoint: {path!r} does not exist; check init_cfg.checkpoint '
                                 f'(or the path given on the command line)')
     if not path.endswith('.safetensors'):
-        return load_checkpoint_file(path)
+        return load_checkpoint_file(path, mmap=mmap and zipfile.is_zipfile(path))
     from safetensors.torch import load_file
     try:
         return load_file(path, device='cpu')
@@ -62,6 +64,24 @@ def _natural_key(key: str):
     return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', key)]
 
 
+def source_name(checkpoint: Union[str, Mapping]) -> str:
+    """How messages name a checkpoint: by its path, or as a dict given loaded."""
+    return f'checkpoint {checkpoint!r}' if isinstance(checkpoint, str) else 'checkpoint (a dict)'
+
+
+def select_prefix(checkpoint: Mapping, prefix: Optional[str], source: str) -> Mapping:
+    """The tensors under ``prefix`` (init_cfg's ``prefix``), with it removed; all of
+    ``checkpoint`` when no prefix is given."""
+    if not prefix:
+        return checkpoint
+    sd = {k[len(prefix):]: v for k, v in unwrap_state_dict(checkpoint).items()
+          if k.startswith(prefix)}
+    if not sd:
+        raise ValueError(f'{source}: no key starts with prefix {prefix!r}; check '
+                         f'init_cfg.prefix (or leave it out for a backbone-only file)')
+    return sd
+
+
 def load_pretrained(model: nn.Module, checkpoint: Union[str, Mapping],
                     prefix: Optional[str] = None) -> Dict[str, list]:
     """Loads SwinV2 weights of any known layout into ``model`` at its own window sizes.
@@ -70,15 +90,9 @@ def load_pretrained(model: nn.Module, checkpoint: Union[str, Mapping],
 
     Returns the keys that were not loaded (``missing``) and ignored (``unexpected``).
     """
-    source = checkpoint if isinstance(checkpoint, str) else 'a state dict'
+    source = source_name(checkpoint)
     ckpt = read_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
-    if prefix:
-        from .convert import unwrap_state_dict
-        ckpt = {k[len(prefix):]: v for k, v in unwrap_state_dict(ckpt).items()
-                if k.startswith(prefix)}
-        if not ckpt:
-            raise ValueError(f'checkpoint: no key of {source!r} starts with prefix {prefix!r}')
-    sd = convert_state_dict(ckpt)
+    sd = convert_state_dict(select_prefix(ckpt, prefix, source), source=source)
     model_sd = model.state_dict()
     if needs_inflation(sd, model_sd):
         sd = inflate_2d_to_3d(sd, model_sd)
@@ -100,7 +114,8 @@ def load_pretrained(model: nn.Module, checkpoint: Union[str, Mapping],
 
 def convert_file(src: str, dst: str) -> Dict[str, torch.Tensor]:
     """Converts a checkpoint file offline; writes ``.safetensors`` or a ``.pth`` state dict."""
-    sd = {k: v.contiguous() for k, v in convert_state_dict(read_checkpoint(src)).items()}
+    sd = convert_state_dict(read_checkpoint(src), source=source_name(src))
+    sd = {k: v.contiguous() for k, v in sd.items()}
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     tmp = dst + '.tmp'
     if dst.endswith('.safetensors'):

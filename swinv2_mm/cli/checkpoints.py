@@ -5,6 +5,7 @@ from typing import Optional
 from mmengine.config import Config
 
 from ..checkpoint.files import check_checkpoint_file
+from .config import typed_dicts
 
 
 def set_resume(cfg: Config, resume: Optional[str]) -> None:
@@ -15,7 +16,7 @@ def set_resume(cfg: Config, resume: Optional[str]) -> None:
         cfg.resume, cfg.load_from = True, resume
 
 
-def check_checkpoint_paths(cfg: Config) -> None:
+def check_checkpoint_paths(cfg: Config, training: bool = True) -> None:
     """Opens the checkpoint a run will load (``load_from``, or the work dir's latest for
     ``--resume``) before any model is built, so a missing, truncated, foreign or untrusted
     file is reported at once, by name."""
@@ -28,3 +29,20 @@ def check_checkpoint_paths(cfg: Config) -> None:
                   f'from the beginning')
     if path is not None and '://' not in path:
         check_checkpoint_file(path)
+    check_pretrained_paths(cfg, training)
+
+
+def check_pretrained_paths(cfg: Config, training: bool = True) -> None:
+    """Raises FileNotFoundError, naming the config entry, for an ``init_cfg`` of type
+    'Pretrained' whose local checkpoint does not exist: in training, where it is loaded; in
+    testing only under an ``arch='auto'`` backbone, which reads it while the model is built."""
+    for where, node in typed_dicts(cfg.get('model', {}), 'model'):
+        init_cfg = node.get('init_cfg')
+        if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained' or not (
+                training or node.get('arch') == 'auto'):
+            continue
+        where, path = f'{where}.init_cfg', init_cfg.get('checkpoint')
+        if isinstance(path, str) and '://' not in path and not osp.isfile(path):
+            raise FileNotFoundError(f'{where}.checkpoint: {path!r} does not exist; run what '
+                                    f'writes it first or point the config elsewhere: '
+                                    f'--cfg-options {where}.checkpoint=PATH')

@@ -1,14 +1,15 @@
 """The SwinV2 backbone over any number of spatial axes, where every option is declared."""
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModule, constant_init, initialize
 
 from .blocks import SwinV2Block, SwinV2Stage
-from .options import (ConfigError, check_bool, check_chunk_size, check_int, check_out_indices,
-                      check_positive, check_rate, per_axis, per_stage, per_stage_window,
-                      pretrained_init_cfg, resolve_arch)
+from .options import (ConfigError, auto_arch_checkpoint, check_bool, check_chunk_size, check_int,
+                      check_out_indices, check_positive, check_rate, is_auto_arch, per_axis,
+                      per_stage, per_stage_window, pretrained_init_cfg, resolve_arch)
 from .patches import PatchEmbed, PatchMerging
 
 # The official SwinV2 initialisation, applied when the backbone is built. Its
@@ -18,13 +19,26 @@ OFFICIAL_INIT = [dict(type='Normal', layer='Linear', std=0.02, bias=0.0),
                  dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)]
 
 
+def read_auto_arch(init_cfg):
+    """arch='auto': what the checkpoint of the Pretrained ``init_cfg`` holds (memory-mapped)."""
+    from ..checkpoint.inspect import format_arch, inspect_checkpoint
+    pretrained = auto_arch_checkpoint(init_cfg)
+    info = inspect_checkpoint(pretrained['checkpoint'], prefix=pretrained.get('prefix'))
+    print_log(f"swinv2_mm: arch='auto': arch={format_arch(info.arch)} read from the "
+              f"{info.layout} checkpoint {pretrained['checkpoint']!r}", logger='current')
+    return info
+
+
 class SwinV2Backbone(BaseModule):
     """Patch embedding and SwinV2 stages; subclasses fix ``num_axes`` and the output layout.
 
     Args:
-        arch: 'tiny', 'small', 'base', 'large', 'huge', 'giant' (or t/s/b/l/h/g), or a
+        arch: 'tiny', 'small', 'base', 'large', 'huge', 'giant' (or t/s/b/l/h/g), a
             dict with ``embed_dims``, ``depths``, ``num_heads`` (and optionally
-            ``extra_norm_every_n_blocks``).
+            ``extra_norm_every_n_blocks``), or 'auto': read all of these from the checkpoint
+            of ``init_cfg`` (see :func:`swinv2_mm.checkpoint.inspect_checkpoint`), and
+            ``pretrained_window_sizes`` too where the file keeps its window buffers
+            (official and mmpretrain files) and none were given.
         in_channels: input channels.
         patch_size: patch edge, an int or one per axis.
         window_size: an int or one per stage (or per-axis tuples). A stage whose map is not
@@ -72,7 +86,8 @@ class SwinV2Backbone(BaseModule):
                  extra_norm_every_n_blocks: Optional[int] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        arch = resolve_arch(arch)
+        info = read_auto_arch(init_cfg) if is_auto_arch(arch) else None
+        arch = resolve_arch(info.arch if info else arch)
         self.embed_dims = arch['embed_dims']
         depths, heads = list(arch['depths']), list(arch['num_heads'])
         self.num_stages = n = len(depths)
@@ -87,6 +102,8 @@ class SwinV2Backbone(BaseModule):
         self.window_sizes = per_stage_window('window_size', window_size, n, self.num_axes)
         self.pretrained_window_sizes = per_stage_window(
             'pretrained_window_sizes', pretrained_window_sizes, n, self.num_axes, minimum=0)
+        if info:
+            self.pretrained_window_sizes = self._checkpoint_pretrained_windows(info)
         self.out_indices = check_out_indices(out_indices, n)
         self.frozen_stages = check_int('frozen_stages', frozen_stages, -1)
         if frozen_stages > n:
@@ -130,6 +147,33 @@ class SwinV2Backbone(BaseModule):
                 constant_init(m.norm2, 0.0)
         self._freeze_stages()
 
+    def _checkpoint_pretrained_windows(self, info) -> List[Tuple[int, ...]]:
+        """arch='auto': the windows the checkpoint's log-CPB tables were normalised by (2D
+        windows (p, p) become (0, p, p) in 3D), unless non-zero ones were given."""
+        from ..checkpoint.inspect import window_config
+        given, found = self.pretrained_window_sizes, info.pretrained_window_sizes
+        if found is not None and len(found[0]) <= self.num_axes:
+            lifted = [(0,) * (self.num_axes - len(p)) + p for p in found]
+        else:
+            lifted = None
+        if any(any(w) for w in given):
+            if lifted is not None and lifted != given:
+                print_log(f"swinv2_mm: arch='auto': keeping the given pretrained_window_sizes "
+                          f"{window_config(given)}; the checkpoint's log-CPB tables were "
+                          f"normalised by {window_config(found)}", logger='current')
+            return given
+        if lifted is None:
+            print_log("swinv2_mm: arch='auto': could not read pretrained_window_sizes, the "
+                      "checkpoint keeps no window buffers; assuming each stage's own window "
+                      "(pretrained_window_sizes=0). If it was pretrained at other windows, set "
+                      "pretrained_window_sizes=[w0, w1, ...] to them, one per stage",
+                      logger='current')
+            return given
+        print_log(f"swinv2_mm: arch='auto': pretrained_window_sizes={window_config(found)}, "
+                  f"the windows the checkpoint's log-CPB tables were normalised by (its stages "
+                  f"ran at {window_config(info.window_sizes)})", logger='current')
+        return lifted
+
     def init_weights(self):
         """Loads ``init_cfg=dict(type='Pretrained', checkpoint=...)`` through the converter,
         which reads every SwinV2 layout (mmengine's loader would expect ours), after any
@@ -169,7 +213,11 @@ class SwinV2Backbone(BaseModule):
 
     def stage_outputs(self, x: torch.Tensor) -> List[torch.Tensor]:
         """(B, C_in, *S) -> normed channel-last features (B, *S_i, C_i) of ``out_indices``."""
-        x = self.embed_drop(self.patch_embed(x))  # (B, *S/p, C)
+        return self.encode_tokens(self.patch_embed(x))
+
+    def encode_tokens(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Patch tokens (B, *S/p, C) -> normed channel-last features of ``out_indices``."""
+        x = self.embed_drop(x)
         outs = []
         for i, stage in enumerate(self.stages):
             out, x = stage(x)  # out: (B, *S_i, C_i)

@@ -24,6 +24,7 @@ ARCH_ZOO: Dict[str, dict] = {
 }
 ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large', 'h': 'huge', 'g': 'giant'}
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+AUTO_ARCH = 'auto'  # read the architecture from the init_cfg checkpoint
 
 
 def _is_int(value) -> bool:
@@ -60,9 +61,13 @@ def resolve_arch(arch: Union[str, dict]) -> dict:
     """Arch name (or alias) or dict -> dict with embed_dims, depths, num_heads, extra norm."""
     if isinstance(arch, str):
         name = ARCH_ALIASES.get(arch.lower(), arch.lower())
+        if name == AUTO_ARCH:
+            raise ConfigError("arch: 'auto' is read from init_cfg's checkpoint by the backbone "
+                              "(arch='auto', init_cfg=dict(type='Pretrained', checkpoint=PATH)); "
+                              "alone it names no architecture")
         if name not in ARCH_ZOO:
-            raise ConfigError(f'arch: unknown name {arch!r}; choose one of {sorted(ARCH_ZOO)} '
-                              f'or pass a dict with keys {ARCH_KEYS}')
+            raise ConfigError(f'arch: unknown name {arch!r}; choose one of {sorted(ARCH_ZOO)}, '
+                              f'{AUTO_ARCH!r} or pass a dict with keys {ARCH_KEYS}')
         return dict(ARCH_ZOO[name])
     if not isinstance(arch, dict) or not set(ARCH_KEYS) <= set(arch):
         raise ConfigError(f'arch: a custom arch must be a dict with keys {ARCH_KEYS}, got {arch!r}')
@@ -152,6 +157,21 @@ def pretrained_init_cfg(init_cfg):
         raise ConfigError(f'init_cfg: expected one dict(type=\'Pretrained\', checkpoint=PATH or '
                           f'URL), got {init_cfg!r}')
     return pretrained[0] if pretrained else None
+
+
+def is_auto_arch(arch) -> bool:
+    return isinstance(arch, str) and arch.lower() == AUTO_ARCH
+
+
+def auto_arch_checkpoint(init_cfg) -> dict:
+    """The ``type='Pretrained'`` init_cfg that ``arch='auto'`` reads its architecture from."""
+    pretrained = pretrained_init_cfg(init_cfg)
+    if pretrained is None:
+        raise ConfigError("arch: 'auto' reads the architecture from the checkpoint of init_cfg, "
+                          "but there is none; add init_cfg=dict(type='Pretrained', "
+                          "checkpoint=PATH), or name the arch ('tiny', ..., 'giant', or a dict "
+                          f"with keys {ARCH_KEYS})")
+    return pretrained
 
 
 def check_out_indices(value, num_stages: int) -> Tuple[int, ...]:

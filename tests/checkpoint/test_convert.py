@@ -8,105 +8,52 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from swinv2_mm import SwinTransformerV2, convert_state_dict, load_pretrained
-from swinv2_mm.checkpoint import detect_layout, read_checkpoint, to_mmpretrain
-from tests.helpers import ROOT, max_abs_diff, randomize_
-
-TINY_ISH = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(2, 4, 4, 8))
-
-
-def ours(**kwargs):
-    kwargs.setdefault('drop_path_rate', 0.0)
-    kwargs.setdefault('arch', TINY_ISH)
-    return SwinTransformerV2(**kwargs)
+from swinv2_mm import convert_state_dict, load_pretrained
+from swinv2_mm.checkpoint import read_checkpoint, renamed_tensors
+from tests.checkpoint.layouts import (LAYOUTS, SIMMIM_STRIDE, converted_keys, hf_layout,
+                                      mmengine_simmim_layout, mmengine_simmim_mmpretrain_layout,
+                                      official_layout, ours, simmim_layout, timm_layout)
+from tests.helpers import ROOT, max_abs_diff
 
 
-def official_layout(sd):
-    """swinv2_mm -> the official microsoft layout, with its window-dependent buffers."""
-    out = {}
-    for key, value in sd.items():
-        if re.match(r'norm[012]\.', key):
-            continue
-        key = re.sub(r'^stages\.', 'layers.', key).replace('norm3.', 'norm.')
-        out[key] = value
-        m = re.match(r'^(layers\.\d+\.blocks\.\d+\.attn)\.logit_scale$', key)
-        if m:  # buffers of a window-12 model: they must be ignored at any window
-            out[m.group(1) + '.relative_coords_table'] = torch.zeros(1, 23, 23, 2)
-            out[m.group(1) + '.relative_position_index'] = torch.zeros(144, 144, dtype=torch.long)
-    out['head.weight'] = torch.zeros(1000, 256)
-    return {'model': out}
-
-
-def timm_layout(sd):
-    out = {}
-    for key, value in official_layout(sd)['model'].items():
-        m = re.match(r'^layers\.(\d+)\.downsample\.(.*)$', key)
-        if m:
-            key = f'layers.{int(m.group(1)) + 1}.downsample.{m.group(2)}'
-        out[key.replace('head.weight', 'head.fc.weight')] = value
-    return out
-
-
-def hf_layout(sd):
-    """swinv2_mm -> HF Swinv2ForImageClassification keys."""
-    out = {}
-    for key, value in sd.items():
-        if re.match(r'norm[012]\.', key):
-            continue
-        m = re.match(r'^stages\.(\d+)\.blocks\.(\d+)\.(.*)$', key)
-        if m:
-            i, j, rest = m.groups()
-            base = f'swinv2.encoder.layers.{i}.blocks.{j}.'
-            if rest == 'attn.qkv.weight':
-                for part, w in zip(('query', 'key', 'value'), value.chunk(3)):
-                    out[base + f'attention.self.{part}.weight'] = w
-                continue
-            rest = (rest.replace('attn.q_bias', 'attention.self.query.bias')
-                    .replace('attn.v_bias', 'attention.self.value.bias')
-                    .replace('attn.logit_scale', 'attention.self.logit_scale')
-                    .replace('attn.cpb_mlp.', 'attention.self.continuous_position_bias_mlp.')
-                    .replace('attn.proj.', 'attention.output.dense.')
-                    .replace('norm1.', 'layernorm_before.').replace('norm2.', 'layernorm_after.')
-                    .replace('mlp.fc1.', 'intermediate.dense.').replace('mlp.fc2.', 'output.dense.'))
-            out[base + rest] = value
-            continue
-        key = (re.sub(r'^stages\.', 'swinv2.encoder.layers.', key)
-               .replace('patch_embed.proj.', 'swinv2.embeddings.patch_embeddings.projection.')
-               .replace('patch_embed.norm.', 'swinv2.embeddings.norm.')
-               .replace('norm3.', 'swinv2.layernorm.'))
-        out[key] = value
-    out['classifier.weight'] = torch.zeros(10, 256)
-    out['swinv2.embeddings.mask_token'] = torch.zeros(1, 1, 32)
-    return out
-
-
-@pytest.fixture(scope='module')
-def reference_sd():
-    torch.manual_seed(0)
-    return randomize_(ours(), seed=7).state_dict()
-
-
-@pytest.mark.parametrize('make,layout', [
-    (official_layout, 'official'), (timm_layout, 'timm'), (hf_layout, 'hf'),
-    (lambda sd: {k[len('swinv2.'):]: v for k, v in hf_layout(sd).items()  # HF Swinv2Model
-                 if k.startswith('swinv2.')}, 'hf'),
-    (to_mmpretrain, 'mmpretrain'), (lambda sd: sd, 'swinv2_mm'),
-    (lambda sd: {'state_dict': {f'backbone.{k}': v for k, v in sd.items()},
-                 'meta': {}}, 'swinv2_mm'),
-    (lambda sd: {'state_dict': {f'backbone.{k}': v for k, v in to_mmpretrain(sd).items()}},
-     'mmpretrain'),
-    (lambda sd: {'model': {f'encoder.{k}': v for k, v in official_layout(sd)['model'].items()}},
-     'official'),
-])
-def test_every_layout_round_trips(reference_sd, make, layout):
+@pytest.mark.parametrize('case', LAYOUTS)
+def test_every_layout_round_trips(reference_sd, case):
+    make, layout, _ = LAYOUTS[case]
     converted = convert_state_dict(make(reference_sd))
-    from swinv2_mm.checkpoint.convert import _strip_prefix, unwrap_state_dict
-    assert detect_layout(_strip_prefix(unwrap_state_dict(make(reference_sd)))[0]) == layout
-    expected = {k: v for k, v in reference_sd.items()
-                if layout in ('swinv2_mm', 'mmpretrain') or not re.match(r'norm[012]\.', k)}
-    assert set(converted) == set(expected)
-    for key, value in expected.items():
-        assert torch.equal(converted[key], value), key
+    assert renamed_tensors(make(reference_sd))[0] == layout
+    expected = converted_keys(reference_sd, layout)
+    assert set(converted) == expected
+    for key in expected:
+        assert torch.equal(converted[key], reference_sd[key]), key
+
+
+def test_official_simmim_checkpoint(reference_sd, log_messages):
+    """The SimMIM zoo's encoder loads (rpe_mlp read as cpb_mlp); its decoder and mask token
+    are reported as dropped, with the window buffers, in groups."""
+    ckpt = simmim_layout(reference_sd)
+    assert any('.attn.rpe_mlp.2.weight' in k for k in ckpt['model'])
+    converted = convert_state_dict(ckpt)
+    assert set(converted) == converted_keys(reference_sd, 'official')
+    for key, value in converted.items():
+        assert torch.equal(value, reference_sd[key]), key
+    assert converted['stages.0.blocks.0.attn.cpb_mlp.2.weight'].abs().min() > 0  # not zeros
+    report = [m for m in log_messages if 'swinv2_mm: converted' in m][-1]
+    assert 'official layout' in report
+    assert 'dropped: decoder.* (2 tensors), window buffers (16 tensors), mask_token' in report
+
+
+@pytest.mark.parametrize('make', [mmengine_simmim_layout, mmengine_simmim_mmpretrain_layout])
+def test_mmengine_simmim_checkpoint(reference_sd, make, log_messages):
+    """A SimMIM run's checkpoint (ours or mmpretrain's) loads into a backbone: mask token and
+    neck dropped and reported."""
+    ckpt = make(reference_sd)
+    assert ckpt['state_dict']['neck.decoder.0.weight'].shape[0] == SIMMIM_STRIDE ** 2 * 3
+    model = ours()
+    report = load_pretrained(model, ckpt)
+    assert not report['missing'] and not report['unexpected']
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in reference_sd.items())
+    converted = [m for m in log_messages if 'swinv2_mm: converted' in m][-1]
+    assert converted.endswith('dropped: neck.* (2 tensors), mask_token')
 
 
 @pytest.mark.parametrize('window', [12, 16, 24])

@@ -55,6 +55,18 @@ def test_resume_from_a_damaged_last_checkpoint(tmp_path):
                 f"'{work / 'iter_8.pth'}' is truncated or not a checkpoint")
 
 
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_missing_pretrained_checkpoint_of_an_auto_arch(tmp_path, tool):
+    """arch='auto' reads the init_cfg checkpoint while the model is built, in both tools."""
+    config = os.path.join(ROOT, 'configs', 'demo', 'upernet_swinv2_shapes_simmim_ft.py')
+    trained = tmp_path / 'trained.pth'
+    torch.save({'state_dict': {}}, trained)
+    args = [TRAIN, config] if tool == 'train' else [TEST, config, str(trained)]
+    fails_early(args + ['--cfg-options', f'model.backbone.init_cfg.checkpoint={tmp_path}/no.pth'],
+                tmp_path, None, f"error: model.backbone.init_cfg.checkpoint: '{tmp_path}/no.pth' "
+                'does not exist', '--cfg-options model.backbone.init_cfg.checkpoint=PATH')
+
+
 def test_window_list_of_the_wrong_length(tmp_path, env):
     fails_early([TRAIN, DET_DEMO, '--cfg-options', 'model.backbone.window_size=[8,8]'], tmp_path,
                 env, 'window_size: expected an int or a list of 4 values', runner_built=True)
