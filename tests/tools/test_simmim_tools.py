@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ROOT, run_tool, scalars, train_demo
+from tests.helpers import ROOT, load_tool, run_tool, scalars, train_demo
 
 PRETRAIN = os.path.join(ROOT, 'configs', 'demo', 'simmim_swinv2_shapes_demo.py')
 FINETUNE = os.path.join(ROOT, 'configs', 'demo', 'upernet_swinv2_shapes_simmim_ft.py')
@@ -87,3 +87,22 @@ def test_imagenet_config_trains_on_data_in_mmpretrain_layout(tmp_path, env):
     assert len([r for r in scalars(work) if 'loss' in r]) == 2
     assert os.path.isfile(work / 'epoch_1.pth')
     assert os.path.isfile(work / 'simmim_pictures' / 'iter_2.png')
+
+
+def test_transfer_study_shrinks_the_schedule_and_summarises(tmp_path):
+    study = load_tool('simmim_transfer')
+    options = study.run_options(240, 2, '/ckpt.pth', {'model.backbone.window_size': 12})
+    assert options['param_scheduler.0.end'] == options['param_scheduler.1.begin'] == 20
+    assert options['param_scheduler.1.end'] == options['train_cfg.max_iters'] == 240
+    assert options['randomness.seed'] == 2 and options['model.backbone.window_size'] == 12
+    runs = [dict(arm='scratch, window 8', budget=120, seed=s, mIoU=v)
+            for s, v in enumerate((40.0, 50.0, 60.0))]
+    rows = study.summarise(runs, [120])
+    assert rows == [dict(arm='scratch, window 8', budget=120, values=[40.0, 50.0, 60.0],
+                         mean=50.0, std=10.0)]
+    assert '| scratch, window 8 | 50.0 ± 10.0 (n=3) |' in study.format_table(rows, [120])
+    log = tmp_path / '20261130_000000' / 'vis_data'
+    log.mkdir(parents=True)
+    (log / 'scalars.json').write_text('{"loss": 1.0, "step": 1}\n'
+                                      '{"aAcc": 90.0, "mIoU": 55.5, "step": 120}\n')
+    assert study.last_metrics(str(tmp_path))['mIoU'] == 55.5
