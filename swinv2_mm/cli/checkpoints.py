@@ -5,6 +5,7 @@ from typing import Optional
 from mmengine.config import Config
 
 from ..checkpoint.files import check_checkpoint_file
+from ..models.options import pretrained_init_cfg
 from .config import typed_dicts
 
 
@@ -37,12 +38,11 @@ def check_pretrained_paths(cfg: Config, training: bool = True) -> None:
     'Pretrained' whose local checkpoint does not exist: in training, where it is loaded; in
     testing only under an ``arch='auto'`` backbone, which reads it while the model is built."""
     for where, node in typed_dicts(cfg.get('model', {}), 'model'):
-        init_cfg = node.get('init_cfg')
-        if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained' or not (
-                training or node.get('arch') == 'auto'):
+        pretrained = pretrained_init_cfg(node.get('init_cfg'))
+        if pretrained is None or not (training or node.get('arch') == 'auto'):
             continue
-        where, path = f'{where}.init_cfg', init_cfg.get('checkpoint')
-        if isinstance(path, str) and '://' not in path and not osp.isfile(path):
+        where, path = f'{where}.init_cfg', pretrained['checkpoint']
+        if '://' not in path and not osp.isfile(path):
             raise FileNotFoundError(f'{where}.checkpoint: {path!r} does not exist; run what '
                                     f'writes it first or point the config elsewhere: '
                                     f'--cfg-options {where}.checkpoint=PATH')
