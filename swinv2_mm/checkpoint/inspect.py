@@ -180,8 +180,9 @@ def inspect_checkpoint(checkpoint: Union[str, Mapping],
 
 
 def window_config(windows: List[Window]) -> list:
-    """Per-stage windows as a config writes them: an int for a square window, else a tuple."""
-    return [w[0] if len(set(w)) == 1 else w for w in windows]
+    """Per-stage windows as a config writes them: an int for a square 2D window, else a tuple
+    (a video int means (temporal_window, w, w) or (0, p, p), not w along every axis)."""
+    return [w[0] if len(w) == 2 and w[0] == w[1] else w for w in windows]
 
 
 def format_arch(arch: dict) -> str:

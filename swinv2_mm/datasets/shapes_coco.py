@@ -5,16 +5,21 @@ small and deterministic, so a small detector can learn it on CPU in minutes: it 
 as an end-to-end check of training, not as a benchmark.
 
 ``ShapesCocoDataset`` generates the data on first use, so a config needs no download.
+Besides the images and their COCO annotations it writes semantic maps in the layout of
+COCO-stuff's ``stuffthingmaps`` (what HTC's semantic branch learns from): one PNG per image
+under ``stuffthingmaps/<split>/``, 0 for background and the category id under each object.
 """
 import json
 import os
-from typing import Optional
+import shutil
+from typing import Optional, Sequence
 
 import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.evaluation import CocoMetric
 from mmdet.registry import DATASETS, METRICS
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from .generation import GeneratedData, GeneratedDataMixin
 from .shapes import CLASSES, PALETTE, SPLIT_IDS, ShapeObject, polygon_box, render_image  # noqa: F401
@@ -67,12 +72,76 @@ def _write_split(root: str, split: str, num_images: int, image_size: int, seed: 
         json.dump(coco, f, separators=(',', ':'))
 
 
+# Semantic maps: derived from the annotation files alone, so they are added to a dataset
+# generated before they existed without touching its images or annotations.
+
+SEMANTIC_DIR = 'stuffthingmaps'
+
+
+def instance_mask(ann: dict, height: int, width: int) -> np.ndarray:
+    """The annotation's polygons as a boolean mask, rasterised as mmdet's LoadAnnotations does."""
+    rle = mask_utils.merge(mask_utils.frPyObjects(ann['segmentation'], height, width))
+    return mask_utils.decode(rle).astype(bool)
+
+
+def semantic_map(image: dict, anns: list) -> np.ndarray:
+    """The (H, W) uint8 class map of one image: 0 for background, the category id under
+    each object's mask (objects never overlap)."""
+    height, width = image['height'], image['width']
+    classes = np.zeros((height, width), dtype=np.uint8)
+    for ann in anns:
+        classes[instance_mask(ann, height, width)] = ann['category_id']
+    return classes
+
+
+def _write_semantic_maps(root: str, split: str, folder: str) -> None:
+    """Writes ``folder/<image name>.png`` for every image of the split's annotation file."""
+    with open(os.path.join(root, 'annotations', f'instances_{split}.json')) as f:
+        coco = json.load(f)
+    anns_of = {image['id']: [] for image in coco['images']}
+    for ann in coco['annotations']:
+        anns_of[ann['image_id']].append(ann)
+    os.makedirs(folder)
+    for image in coco['images']:
+        name = os.path.splitext(image['file_name'])[0] + '.png'
+        Image.fromarray(semantic_map(image, anns_of[image['id']])).save(
+            os.path.join(folder, name))
+
+
+def add_semantic_maps(root: str, splits: Sequence[str]) -> str:
+    """Writes ``root/stuffthingmaps/<split>/`` for each split that lacks it; returns ``root``.
+
+    Each split's folder is written aside and renamed into place, so concurrent callers
+    (data-parallel ranks) never see a partial one and all end up with the same maps.
+    """
+    for split in splits:
+        final = os.path.join(root, SEMANTIC_DIR, split)
+        if os.path.isdir(final):
+            continue
+        tmp = f'{final}.tmp-{os.getpid()}'
+        shutil.rmtree(tmp, ignore_errors=True)
+        _write_semantic_maps(root, split, tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process published the split first
+            if not os.path.isdir(final):
+                raise
+            shutil.rmtree(tmp)
+    return root
+
+
 # The dataset in mmdet's CocoDataset layout: generate_shapes_coco writes it once for the
 # parameters below (by position or name, after the folder) and returns its folder.
 SHAPES_COCO = GeneratedData('shapes_coco', version=1, write_split=_write_split,
                             defaults=dict(num_train=400, num_val=100, image_size=192, seed=0))
 default_data_root = SHAPES_COCO.default_root
-generate_shapes_coco = SHAPES_COCO.generate
+
+
+def generate_shapes_coco(root: Optional[str] = None, *args, **kwargs) -> str:
+    """``SHAPES_COCO.generate`` (same arguments), then the semantic maps where missing, also
+    in a dataset generated before they existed; returns the dataset folder."""
+    root = SHAPES_COCO.generate(root, *args, **kwargs)
+    return add_semantic_maps(root, SHAPES_COCO.splits)
 
 
 @DATASETS.register_module()
@@ -92,6 +161,12 @@ class ShapesCocoDataset(GeneratedDataMixin, CocoDataset):
     def __init__(self, *, data_root: Optional[str] = None,
                  generate: Optional[dict] = None, **kwargs) -> None:
         super().__init__(data_root=self.generated_root(data_root, generate), **kwargs)
+
+    @classmethod
+    def generated_root(cls, data_root: Optional[str] = None,
+                       generate: Optional[dict] = None) -> str:
+        """The dataset folder, generated when needed, semantic maps included."""
+        return generate_shapes_coco(data_root, **(generate or {}))
 
 
 @METRICS.register_module()

@@ -1,4 +1,5 @@
 """The SwinV2 backbone over any number of spatial axes, where every option is declared."""
+import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -11,6 +12,7 @@ from .options import (ConfigError, auto_arch_checkpoint, check_bool, check_chunk
                       check_out_indices, check_positive, check_rate, is_auto_arch, per_axis,
                       per_stage, per_stage_window, pretrained_init_cfg, resolve_arch)
 from .patches import PatchEmbed, PatchMerging
+from .windows import effective_window
 
 # The official SwinV2 initialisation, applied when the backbone is built. Its
 # trunc_normal_(std=0.02) cuts at +-2, 100 standard deviations out: a plain normal (torch
@@ -99,9 +101,11 @@ class SwinV2Backbone(BaseModule):
         if extra_norm_every_n_blocks is None:
             extra_norm_every_n_blocks = arch.get('extra_norm_every_n_blocks', 0)
         check_int('extra_norm_every_n_blocks', extra_norm_every_n_blocks, 0)
-        self.window_sizes = per_stage_window('window_size', window_size, n, self.num_axes)
+        self.window_sizes = per_stage_window('window_size', window_size, n, self.num_axes,
+                                             int_window=self.window_of_int)
         self.pretrained_window_sizes = per_stage_window(
-            'pretrained_window_sizes', pretrained_window_sizes, n, self.num_axes, minimum=0)
+            'pretrained_window_sizes', pretrained_window_sizes, n, self.num_axes, minimum=0,
+            int_window=self.pretrained_window_of_int)
         if info:
             self.pretrained_window_sizes = self._checkpoint_pretrained_windows(info)
         self.out_indices = check_out_indices(out_indices, n)
@@ -146,6 +150,24 @@ class SwinV2Backbone(BaseModule):
                 constant_init(m.norm1, 0.0)
                 constant_init(m.norm2, 0.0)
         self._freeze_stages()
+
+    def attention_windows(self, input_size: Sequence[int]) -> List[Tuple[int, ...]]:
+        """The window each stage attends in for inputs of ``input_size`` (the axes after the
+        channels): its ``window_size``, shrunk along an axis to a map that is not larger."""
+        size = [math.ceil(s / p) for s, p in zip(input_size, self.patch_embed.patch_size)]
+        windows = []
+        for stage in self.stages:
+            windows.append(effective_window(size, stage.window_size, shifted=False)[0])
+            size = size[:-2] + [math.ceil(s / 2) for s in size[-2:]]  # patch merging
+        return windows
+
+    def window_of_int(self, w: int) -> Tuple[int, ...]:
+        """The window an int ``window_size`` (or per-stage entry) means: w along every axis."""
+        return (w,) * self.num_axes
+
+    def pretrained_window_of_int(self, p: int) -> Tuple[int, ...]:
+        """The normaliser an int ``pretrained_window_sizes`` entry means: p along every axis."""
+        return (p,) * self.num_axes
 
     def _checkpoint_pretrained_windows(self, info) -> List[Tuple[int, ...]]:
         """arch='auto': the windows the checkpoint's log-CPB tables were normalised by (2D

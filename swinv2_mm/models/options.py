@@ -5,7 +5,7 @@ accepted, before any layer is built; the tools print it without a traceback.
 """
 import math
 from numbers import Real
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 
 class ConfigError(ValueError):
@@ -112,20 +112,42 @@ def per_axis(name: str, value, num_axes: int, minimum: int = 1,
     return values
 
 
-def per_stage_window(name: str, value, num_stages: int, num_axes: int,
-                     minimum: int = 1) -> List[Tuple[int, ...]]:
-    """An int, a per-axis tuple (for every stage) or a per-stage list -> one per-axis tuple
-    per stage."""
-    if _is_int(value) or (isinstance(value, tuple) and len(value) == num_axes != num_stages
-                          and all(_is_int(v) for v in value)):
-        values = [per_axis(name, value, num_axes, minimum, 'window')] * num_stages
-    elif isinstance(value, (list, tuple)) and len(value) == num_stages:
-        values = [per_axis(f'{name}[{i}]', v, num_axes, minimum, 'window')
-                  for i, v in enumerate(value)]
-    else:
-        raise ConfigError(f'{name}: expected an int or a list of {num_stages} values (one per '
-                          f'stage 0..{num_stages - 1}), got {value!r}')
-    return values
+def per_stage_window(name: str, value, num_stages: int, num_axes: int, minimum: int = 1,
+                     int_window: Optional[Callable[[int], Tuple[int, ...]]] = None
+                     ) -> List[Tuple[int, ...]]:
+    """The one window rule: an int is every stage's window (``int_window(w)``, by default w
+    along every axis); a list or tuple (the two mean the same) of ``num_axes`` ints is one
+    per-axis window for every stage; one of ``num_stages`` entries gives each stage its own,
+    an int or a per-axis list/tuple. Where both readings fit and differ, nothing is guessed."""
+    int_window = int_window or (lambda w: (w,) * num_axes)
+
+    def one(label, v):
+        if _is_int(v):
+            if v < minimum:
+                raise ConfigError(f'{label}: every window must be >= {minimum}, got {v!r}')
+            return tuple(int_window(v))
+        return per_axis(label, v, num_axes, minimum, 'window')
+
+    if _is_int(value):
+        return [one(name, value)] * num_stages
+    sequence = isinstance(value, (list, tuple))
+    shared = sequence and len(value) == num_axes and all(_is_int(v) for v in value)
+    each = sequence and len(value) == num_stages
+    if not (shared or each):
+        raise ConfigError(f'{name}: expected an int, {num_axes} ints (one window '
+                          f'{AXIS_NAMES[num_axes]} for every stage) or a list of {num_stages} '
+                          f'values (one per stage 0..{num_stages - 1}), got {value!r}')
+    if shared:
+        shared = [per_axis(name, value, num_axes, minimum, 'window')] * num_stages
+    if each:
+        each = [one(f'{name}[{i}]', v) for i, v in enumerate(value)]
+    if shared and each and shared != each:
+        raise ConfigError(
+            f'{name}: {value!r} is ambiguous with {num_stages} stages of {num_axes} axes: one '
+            f'window {shared[0]} for every stage, or per stage {each}; write '
+            f'{[list(w) for w in shared]} for the first or {[list(w) for w in each]} for the '
+            f'second')
+    return shared or each
 
 
 def per_stage(name: str, value, num_stages: int, check, kind: str) -> list:

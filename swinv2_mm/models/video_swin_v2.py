@@ -9,16 +9,6 @@ from .options import ConfigError, check_int
 WindowArg = Union[int, Sequence[int], Sequence[Union[int, Sequence[int]]]]
 
 
-def spatial_int_to_3d(value, temporal: int):
-    """An int means a spatial size, w -> (temporal, w, w), also as an entry of a per-stage
-    list; a (t, h, w) tuple or list stays as it is."""
-    if isinstance(value, int):
-        return (temporal, value, value)
-    if isinstance(value, list):
-        return [(temporal, v, v) if isinstance(v, int) else v for v in value]
-    return value
-
-
 class VideoSwinTransformerV2(SwinV2Backbone):
     """Swin Transformer V2 on video clips: 3D patches, 3D (shifted) windows, 3D log-CPB.
 
@@ -30,10 +20,12 @@ class VideoSwinTransformerV2(SwinV2Backbone):
 
     Args (those that differ from :class:`SwinV2Backbone`, which describes the rest):
         patch_size: (t, h, w) patch, default (2, 4, 4).
-        window_size: an int w (spatial; the temporal window is ``temporal_window``), a
-            (t, h, w) tuple, or a per-stage list of either. Along an axis where the map is
-            not larger than the window, the window shrinks to the map without shift.
-        temporal_window: temporal window used where ``window_size`` gives only an int.
+        window_size: an int w, meaning (``temporal_window``, w, w); three ints (t, h, w)
+            for every stage; or one entry per stage, each an int or (t, h, w). A list and a
+            tuple mean the same; three ints with a three-stage arch are refused where the
+            two readings differ. Along an axis where the map is not larger than the window,
+            the window shrinks to the map without shift.
+        temporal_window: the temporal window of an int ``window_size`` (or entry).
         pretrained_window_sizes: as ``window_size``, where an int p means (0, p, p): 0 on
             an axis normalises the log-CPB by the stage's own window there.
         out_indices: stages returned as NCTHW maps; a single index returns the tensor
@@ -47,11 +39,17 @@ class VideoSwinTransformerV2(SwinV2Backbone):
                  window_size: WindowArg = (8, 7, 7), temporal_window: int = 8,
                  pretrained_window_sizes: WindowArg = 0,
                  out_indices: Union[int, Sequence[int]] = (3,), **kwargs):
-        check_int('temporal_window', temporal_window, 1)
-        super().__init__(arch, patch_size=patch_size,
-                         window_size=spatial_int_to_3d(window_size, temporal_window),
-                         pretrained_window_sizes=spatial_int_to_3d(pretrained_window_sizes, 0),
+        # read by window_of_int while the base class checks the windows
+        self.temporal_window = check_int('temporal_window', temporal_window, 1)
+        super().__init__(arch, patch_size=patch_size, window_size=window_size,
+                         pretrained_window_sizes=pretrained_window_sizes,
                          out_indices=out_indices, **kwargs)
+
+    def window_of_int(self, w: int) -> Tuple[int, int, int]:
+        return (self.temporal_window, w, w)
+
+    def pretrained_window_of_int(self, p: int) -> Tuple[int, int, int]:
+        return (0, p, p)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
         """(B, C, T, H, W) -> NCTHW map(s) of ``out_indices`` at (T/2, H/4 * 2^-i, W/4 * 2^-i)."""

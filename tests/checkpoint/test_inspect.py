@@ -9,6 +9,7 @@ import torch
 
 from swinv2_mm import SwinTransformerV2, VideoSwinTransformerV2
 from swinv2_mm.checkpoint import inspect_checkpoint
+from swinv2_mm.checkpoint.inspect import window_config
 from swinv2_mm.models.options import ConfigError
 from swinv2_mm.models.position_bias import relative_coords_table, relative_position_index
 from tests.checkpoint.layouts import (LAYOUTS, TINY_ISH, converted_keys, official_layout, ours,
@@ -203,3 +204,13 @@ def test_convert_command_line_needs_dst_without_inspect(monkeypatch, capsys, tmp
     with pytest.raises(SystemExit):
         tool.main()
     assert 'DST is required to convert; give it, or --inspect' in capsys.readouterr().err
+
+
+def test_printed_windows_read_back_as_the_same_windows():
+    """window_config's output, given back to a backbone, means the windows it printed: a 3D
+    window stays a tuple, since a video int means (temporal_window, w, w) or (0, p, p)."""
+    arch = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
+    windows = [(8, 8, 8), (0, 12, 12), (8, 8, 8), (4, 6, 6)]
+    model = VideoSwinTransformerV2(arch, pretrained_window_sizes=window_config(windows))
+    assert model.pretrained_window_sizes == windows
+    assert window_config([(12, 12), (12, 12), (12, 12), (6, 6)]) == [12, 12, 12, 6]

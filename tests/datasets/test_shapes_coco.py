@@ -198,3 +198,47 @@ def test_mmdet_dataset_generates_and_loads(tmp_path):
     gt = item['data_samples'].gt_instances
     assert len(gt) >= 1 and gt.bboxes.shape == (len(gt), 4) and len(gt.masks) == len(gt)
     assert set(gt.labels.tolist()) <= set(range(len(CLASSES)))
+
+
+def test_semantic_maps_agree_with_the_instance_masks_mmdet_loads(dataset_root):
+    """Each map is 0 on background and the class id under every instance mask, as mmdet's
+    LoadAnnotations reads both (the maps as HTC's semantic branch gets them)."""
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    from mmengine.registry import DefaultScope
+
+    register_all_modules(init_default_scope=False)
+    for split, count in (('train', 10), ('val', 4)):
+        cfg = dict(type='ShapesCocoDataset', data_root=dataset_root,
+                   ann_file=f'annotations/instances_{split}.json',
+                   data_prefix=dict(img=f'{split}/', seg=f'stuffthingmaps/{split}/'),
+                   generate=dict(num_train=40, num_val=4, image_size=128),
+                   pipeline=[dict(type='LoadImageFromFile'),
+                             dict(type='LoadAnnotations', with_bbox=True, with_mask=True,
+                                  with_seg=True)])
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            dataset = DATASETS.build(cfg)
+        for index in range(count):
+            item = dataset[index]
+            expected = np.zeros((128, 128), dtype=np.uint8)
+            for mask, label in zip(item['gt_masks'].to_ndarray(), item['gt_bboxes_labels']):
+                assert not expected[mask.astype(bool)].any(), 'instances overlap'
+                expected[mask.astype(bool)] = label + 1
+            np.testing.assert_array_equal(item['gt_seg_map'], expected)
+
+
+def test_dataset_generated_without_semantic_maps_gets_them_untouched(tmp_path, monkeypatch):
+    """A folder generated before the maps existed (same stamp) gains them; its images and
+    annotations are not rewritten."""
+    root = shapes_coco.SHAPES_COCO.generate(str(tmp_path / 'data'), **SMALL)
+    assert not os.path.exists(os.path.join(root, shapes_coco.SEMANTIC_DIR))
+    watched = [ann_file(root, 'val'), os.path.join(root, 'train', '000003.png')]
+    mtimes = [os.stat(p).st_mtime_ns for p in watched]
+    monkeypatch.setattr(shapes_coco, 'render_image', None)  # rendering anything would fail
+    assert generate_shapes_coco(root, **SMALL) == root
+    assert [os.stat(p).st_mtime_ns for p in watched] == mtimes
+    for split in ('train', 'val'):
+        maps = sorted(os.listdir(os.path.join(root, shapes_coco.SEMANTIC_DIR, split)))
+        assert maps == sorted(os.listdir(os.path.join(root, split)))
+    # no temporary folder left behind
+    assert sorted(os.listdir(os.path.join(root, shapes_coco.SEMANTIC_DIR))) == ['train', 'val']

@@ -259,7 +259,7 @@ def test_parameter_counts(arch, millions):
     (dict(arch=dict(embed_dims=96, depths=(2, 2, 2, 2), num_heads=(5, 6, 12, 24))), 'num_heads'),
     (dict(window_size=[8, 8, 8]), 'window_size'),
     (dict(window_size=0), 'window_size'),
-    (dict(pretrained_window_sizes=[8, 8]), 'pretrained_window_sizes'),
+    (dict(pretrained_window_sizes=[8, 8, 8]), 'pretrained_window_sizes'),
     (dict(out_indices=(0, 4)), 'out_indices'),
     (dict(frozen_stages=5), 'frozen_stages'),
 ])

@@ -117,6 +117,37 @@ def test_window_size_forms():
     assert model.pretrained_window_sizes == [(0, 16, 16)] * 3 + [(0, 8, 8)]
 
 
+@pytest.mark.parametrize('seq', [list, tuple])
+def test_a_list_and_a_tuple_of_windows_mean_the_same(seq):
+    """Four ints are per-stage spatial windows, three ints one (t, h, w) window for every
+    stage, whether written as a list or a tuple."""
+    per_stage = VideoSwinTransformerV2(SMALL, window_size=seq([7, 6, 5, 4]), temporal_window=4,
+                                       pretrained_window_sizes=seq([12, 12, 12, 6]))
+    assert per_stage.window_sizes == [(4, 7, 7), (4, 6, 6), (4, 5, 5), (4, 4, 4)]
+    assert per_stage.pretrained_window_sizes == [(0, 12, 12)] * 3 + [(0, 6, 6)]
+    shared = VideoSwinTransformerV2(SMALL, window_size=seq([2, 7, 5]),
+                                    pretrained_window_sizes=seq([0, 12, 10]))
+    assert shared.window_sizes == [(2, 7, 5)] * 4
+    assert shared.pretrained_window_sizes == [(0, 12, 10)] * 4
+
+
+def test_three_ints_with_three_stages_are_refused_where_the_readings_differ():
+    three = dict(arch=dict(embed_dims=16, depths=(1, 1, 1), num_heads=(1, 1, 1)),
+                 out_indices=(2,))
+    with pytest.raises(ValueError, match=r'window_size: \[8, 7, 7\] is ambiguous .* write '
+                                         r'\[\[8, 7, 7\], \[8, 7, 7\], \[8, 7, 7\]\]'):
+        VideoSwinTransformerV2(**three, window_size=[8, 7, 7])
+    model = VideoSwinTransformerV2(**three, window_size=[[8, 7, 7]] * 3)
+    assert model.window_sizes == [(8, 7, 7)] * 3
+    # where both readings give the same windows nothing is ambiguous
+    model = VideoSwinTransformerV2(**three, window_size=(8, 8, 8), temporal_window=8)
+    assert model.window_sizes == [(8, 8, 8)] * 3
+    two = dict(arch=dict(embed_dims=16, depths=(1, 1), num_heads=(1, 1)), out_indices=(1,))
+    with pytest.raises(ValueError, match=r'window_size: \(8, 4\) is ambiguous'):
+        SwinTransformerV2(**two, window_size=(8, 4))
+    assert SwinTransformerV2(**two, window_size=(8, 8)).window_sizes == [(8, 8)] * 2
+
+
 def test_temporal_window_of_one_has_finite_zero_dt():
     table = relative_coords_table((1, 7, 7), (0, 16, 16), torch.device('cpu'))
     assert torch.isfinite(table).all() and torch.equal(table[:, 0], torch.zeros(len(table)))
@@ -135,7 +166,7 @@ def test_frozen_stages_and_with_cp():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(window_size=[7, 7, 7]), 'window_size: expected an int or a list of 4 values'),
+    (dict(window_size=[7, 7]), 'window_size: expected an int, 3 ints'),
     (dict(window_size=(8, 7)), 'window_size'),
     (dict(window_size=(0, 7, 7)), 'window_size: every window must be >= 1'),
     (dict(patch_size=(4, 4)), 'patch_size: expected \\(t, h, w\\)'),
