@@ -68,8 +68,9 @@ def test_missing_pretrained_checkpoint_of_an_auto_arch(tmp_path, tool):
 
 
 def test_window_list_of_the_wrong_length(tmp_path, env):
-    fails_early([TRAIN, DET_DEMO, '--cfg-options', 'model.backbone.window_size=[8,8]'], tmp_path,
-                env, 'window_size: expected an int or a list of 4 values', runner_built=True)
+    fails_early([TRAIN, DET_DEMO, '--cfg-options', 'model.backbone.window_size=[8,8,8]'],
+                tmp_path, env, 'window_size: expected an int, 2 ints (one window (h, w) for '
+                'every stage) or a list of 4 values', runner_built=True)
 
 
 def test_invalid_coco_annotations(tmp_path):
