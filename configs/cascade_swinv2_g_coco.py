@@ -20,6 +20,9 @@ train_scales = [(s, 2560) for s in range(1024, 1537, 64)]
 
 # ZeRO-1: on more than one process each rank keeps 1/N of AdamW's state (mmengine's
 # ZeroRedundancyOptimizer); a single process trains with the plain optimizer
+# FSDP (ZeRO-3: parameters and gradients sharded too, one unit per SwinV2 block) instead:
+#   --cfg-options model_wrapper_cfg.type=MMFullyShard (see configs/_base_/fsdp.py; the
+#   tools then replace this constructor by its base_constructor)
 optim_wrapper = dict(constructor='ZeroWhenDistributedConstructor',
                      base_constructor='DefaultOptimWrapperConstructor')
 

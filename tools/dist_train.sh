@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Data-parallel training with torchrun: tools/dist_train.sh CONFIG NUM_PROCESSES [train.py flags]
 # (PYTHON=/path/to/python picks the interpreter; PORT, NNODES, NODE_RANK, MASTER_ADDR as usual)
+# SIGTERM or SIGINT (to torchrun, which forwards it, or to any worker) stops training after
+# the current iteration on every rank, writes its checkpoint and exits with 0; --resume
+# continues from it. torchrun gives its workers 30 s to finish before it kills them.
 set -euo pipefail
 CONFIG=$1
 NPROC=$2

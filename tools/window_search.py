@@ -26,6 +26,7 @@ from mmengine.config import DictAction
 
 from swinv2_mm.checkpoint.files import load_checkpoint_file
 from swinv2_mm.cli import window_search as ws
+from swinv2_mm.cli.args import number_type
 from swinv2_mm.cli.checkpoints import check_checkpoint_paths
 from swinv2_mm.cli.config import load_config
 from swinv2_mm.cli.corrupt_images import use_checked_image_loading
@@ -37,27 +38,16 @@ from swinv2_mm.models import ConfigError
 KNOWN_METRICS = ('coco/bbox_mAP', 'coco/segm_mAP', 'mIoU', 'acc/top1')
 
 
-def positive_int(text: str) -> int:
-    """argparse type of a window, size or subset: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{value} is not positive')
-    return value
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (as tools/test.py takes it)')
-    parser.add_argument('--windows', type=positive_int, nargs='+', required=True,
+    parser.add_argument('--windows', type=number_type(int, 1), nargs='+', required=True,
                         help='windows to test: every stage (video: spatial) window is W')
-    parser.add_argument('--sizes', type=positive_int, nargs='+',
+    parser.add_argument('--sizes', type=number_type(int, 1), nargs='+',
                         help="input sizes to test: the test Resize's short side (video: the "
                              "crop size); default: the config's own")
-    parser.add_argument('--subset', type=positive_int,
+    parser.add_argument('--subset', type=number_type(int, 1),
                         help='evaluate the first N test samples only (default: all)')
     parser.add_argument('--work-dir', help='folder for the runs\' logs (default: '
                                            'work_dirs/window_search/CONFIG_NAME)')

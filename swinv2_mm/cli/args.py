@@ -1,5 +1,25 @@
-"""The command-line flags that tools/train.py and tools/test.py share."""
+"""The command-line flags that tools/train.py and tools/test.py share, and the number checks
+of the other tools' flags."""
+import argparse
+
 from mmengine.config import DictAction
+
+
+def number_type(kind, minimum, strict: bool = False):
+    """argparse ``type`` of a number of ``kind`` (int or float) that is >= ``minimum`` (>
+    with ``strict``); anything else is refused naming the value and the bound."""
+    noun = 'an integer' if kind is int else 'a number'
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not {noun}') from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f'{value} is not {">" if strict else ">="} '
+                                             f'{minimum}')
+        return value
+    return parse
 
 
 def add_common_args(parser) -> None:

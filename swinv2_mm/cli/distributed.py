@@ -4,12 +4,15 @@ import os
 import torch
 from mmengine.config import Config, ConfigDict
 
+from ..engine.fsdp import use_fsdp_runner
 from .config import retype
 
 
 def prepare_distributed(cfg: Config) -> None:
     """A run with a launcher on a machine without GPUs gets :func:`prepare_cpu_distributed`;
-    single-process and GPU runs keep mmengine's defaults."""
+    single-process and GPU runs keep mmengine's defaults. A config that asks for FSDP
+    (``model_wrapper_cfg.type='MMFullyShard'``) gets its runner and optimizer constructor."""
+    use_fsdp_runner(cfg)
     if cfg.get('launcher', 'none') != 'none' and not torch.cuda.is_available():
         prepare_cpu_distributed(cfg)
 

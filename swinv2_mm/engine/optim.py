@@ -6,6 +6,7 @@ import torch
 from mmengine.dist import all_gather_object, get_world_size
 from mmengine.logging import print_log
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from torch.distributed.tensor import DTensor
 
 
 class ZeroWhenDistributedConstructor:
@@ -43,11 +44,12 @@ class ZeroWhenDistributedConstructor:
 
 def local_optimizer_state_bytes(optimizer) -> int:
     """Bytes of optimizer state (e.g. AdamW's two moments) held by this process; for a
-    ``ZeroRedundancyOptimizer`` that is this rank's shard."""
+    ``ZeroRedundancyOptimizer`` that is this rank's shard, under FSDP each DTensor's local
+    shard."""
     inner = getattr(optimizer, 'optim', optimizer)  # ZeroRedundancyOptimizer keeps its shard here
-    return sum(value.numel() * value.element_size()
-               for state in inner.state.values() for value in state.values()
-               if torch.is_tensor(value))
+    local = [value.to_local() if isinstance(value, DTensor) else value
+             for state in inner.state.values() for value in state.values()]
+    return sum(value.numel() * value.element_size() for value in local if torch.is_tensor(value))
 
 
 def optimizer_state_bytes_per_rank(optimizer) -> List[int]:

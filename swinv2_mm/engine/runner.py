@@ -8,16 +8,25 @@ from mmengine.dist import get_world_size, is_main_process
 from mmengine.runner import Runner
 
 from ..checkpoint.files import check_checkpoint_file
+from .preemption import TrainingPreempted
 
 PROTECTING_HOOKS = ('RandomStateHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook',
-                    'OptimizerStateSizeHook')
+                    'OptimizerStateSizeHook', 'PreemptionCheckpointHook')
 
 
 class SafeCheckpointRunner(Runner):
     """Writes each checkpoint to a temporary file in the same folder and renames it into
     place, so a crash while saving leaves the previous checkpoint intact and never a
     truncated file under a checkpoint's name; a local checkpoint mmengine fails to read
-    (truncated, not a checkpoint, untrusted) is reported by name and reason."""
+    (truncated, not a checkpoint, untrusted) is reported by name and reason. A preempted
+    epoch-based run returns from ``train`` as an iteration-based one does."""
+
+    def train(self):
+        try:
+            return super().train()
+        except TrainingPreempted:
+            self.call_hook('after_run')  # closes the visualizer, as at the end of a run
+            return self.model
 
     def load_checkpoint(self, filename: str, *args, **kwargs):
         try:
@@ -68,8 +77,8 @@ def _zero_state_gathered(runner):
 
 
 def add_protecting_hooks(cfg) -> None:
-    """Adds exact-resume, log-trimming, NaN-stop and optimizer-state-size hooks to
-    ``cfg.custom_hooks`` once."""
+    """Adds exact-resume, log-trimming, NaN-stop, optimizer-state-size and preemption hooks
+    to ``cfg.custom_hooks`` once."""
     hooks = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hooks}
     hooks += [dict(type=name) for name in PROTECTING_HOOKS if name not in present]

@@ -35,7 +35,7 @@ def test_protecting_hooks_are_added_once():
     add_protecting_hooks(cfg)
     assert [h['type'] for h in cfg.custom_hooks] == [
         'RandomStateHook', 'EMAHook', 'TrimSupersededLogsHook', 'StopOnNonFiniteLossHook',
-        'OptimizerStateSizeHook']
+        'OptimizerStateSizeHook', 'PreemptionCheckpointHook']
 
 
 def test_other_ranks_leave_saving_to_rank_0(tmp_path, monkeypatch):

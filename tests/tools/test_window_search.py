@@ -156,7 +156,7 @@ def test_bad_input_is_refused_before_any_model_is_built(tmp_path, capsys):
     tool = load_tool('window_search')
     with pytest.raises(SystemExit) as exit_info:
         tool.main([DEMO, 'missing.pth', '--windows', '0'])
-    assert exit_info.value.code == 2 and '0 is not positive' in capsys.readouterr().err
+    assert exit_info.value.code == 2 and '0 is not >= 1' in capsys.readouterr().err
     with pytest.raises(SystemExit, match='--sizes: the test pipeline'):
         tool.main([VIDEO_DEMO, 'missing.pth', '--windows', '8', '--sizes', '96',
                    '--work-dir', str(tmp_path)])
