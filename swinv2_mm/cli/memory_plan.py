@@ -209,10 +209,10 @@ def stage_shapes(backbone, input_size: Sequence[int], batch: int,
                  with_cp: Optional[Sequence[bool]] = None,
                  chunks: Optional[Sequence[int]] = None) -> List[StageShape]:
     """Per-stage shapes of a built (meta) backbone for inputs of ``input_size`` (no channels)."""
-    size = [math.ceil(s / p) for s, p in zip(input_size, backbone.patch_embed.patch_size)]
+    sizes = backbone.stage_map_sizes(input_size)
     windows = backbone.attention_windows(input_size)
     shapes = []
-    for i, (stage, window) in enumerate(zip(backbone.stages, windows)):
+    for i, (stage, size, window) in enumerate(zip(backbone.stages, sizes, windows)):
         block = stage.blocks[0]
         linear = sum(p.numel() for m in block.modules() if isinstance(m, torch.nn.Linear)
                      for p in m.parameters()) + 3 * block.mlp.fc2.out_features
@@ -222,7 +222,6 @@ def stage_shapes(backbone, input_size: Sequence[int], batch: int,
             stage.with_cp if with_cp is None else bool(with_cp[i]),
             block.attn.attn_chunk_size if chunks is None else int(chunks[i]),
             _extra_norm_every(stage), sum(p.numel() for p in block.parameters()), linear))
-        size = size[:-2] + [math.ceil(s / 2) for s in size[-2:]]
     return shapes
 
 

@@ -151,15 +151,21 @@ class SwinV2Backbone(BaseModule):
                 constant_init(m.norm2, 0.0)
         self._freeze_stages()
 
-    def attention_windows(self, input_size: Sequence[int]) -> List[Tuple[int, ...]]:
-        """The window each stage attends in for inputs of ``input_size`` (the axes after the
-        channels): its ``window_size``, shrunk along an axis to a map that is not larger."""
+    def stage_map_sizes(self, input_size: Sequence[int]) -> List[Tuple[int, ...]]:
+        """The token map of each stage for inputs of ``input_size`` (the axes after the
+        channels): whole patches, then each patch merging halves the last two axes."""
         size = [math.ceil(s / p) for s, p in zip(input_size, self.patch_embed.patch_size)]
-        windows = []
-        for stage in self.stages:
-            windows.append(effective_window(size, stage.window_size, shifted=False)[0])
+        sizes = []
+        for _ in self.stages:
+            sizes.append(tuple(size))
             size = size[:-2] + [math.ceil(s / 2) for s in size[-2:]]  # patch merging
-        return windows
+        return sizes
+
+    def attention_windows(self, input_size: Sequence[int]) -> List[Tuple[int, ...]]:
+        """The window each stage attends in for inputs of ``input_size``: its
+        ``window_size``, shrunk along an axis to a map that is not larger."""
+        return [effective_window(size, stage.window_size, shifted=False)[0]
+                for size, stage in zip(self.stage_map_sizes(input_size), self.stages)]
 
     def window_of_int(self, w: int) -> Tuple[int, ...]:
         """The window an int ``window_size`` (or per-stage entry) means: w along every axis."""
