@@ -7,14 +7,29 @@ from mmengine.config import Config
 from ..checkpoint.files import check_checkpoint_file
 from ..models.options import pretrained_init_cfg
 from .config import typed_dicts
+from .distributed import restart_count
 
 
 def set_resume(cfg: Config, resume: Optional[str]) -> None:
-    """``--resume`` alone resumes from the work dir's last checkpoint, or from the path given."""
+    """``--resume`` alone resumes from the work dir's last checkpoint, or from the path given;
+    a worker that torchrun restarted resumes from the work dir's last checkpoint."""
+    if restart_count() > 0:
+        resume = resume_after_restart(cfg.work_dir, resume)
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
         cfg.resume, cfg.load_from = True, resume
+
+
+def resume_after_restart(work_dir: str, resume: Optional[str]) -> Optional[str]:
+    """A restarted worker continues from the work dir's last checkpoint, written by the
+    failed attempt; while there is none yet it starts as the first attempt did."""
+    from mmengine.runner import find_latest_checkpoint
+    if osp.isdir(work_dir) and find_latest_checkpoint(work_dir) is not None:
+        print(f'swinv2_mm: restart {restart_count()} by torchrun: '
+              f'resuming from the last checkpoint in {work_dir}')
+        return 'auto'
+    return resume
 
 
 def check_checkpoint_paths(cfg: Config, training: bool = True) -> None:

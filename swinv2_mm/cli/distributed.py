@@ -1,4 +1,6 @@
-"""Data-parallel runs without GPUs through mmengine's own code paths, and a clean exit."""
+"""Data-parallel runs without GPUs through mmengine's own code paths, restarted torchrun
+workers, and a clean exit."""
+import datetime
 import os
 
 import torch
@@ -13,8 +15,11 @@ def prepare_distributed(cfg: Config) -> None:
     single-process and GPU runs keep mmengine's defaults. A config that asks for FSDP
     (``model_wrapper_cfg.type='MMFullyShard'``) gets its runner and optimizer constructor."""
     use_fsdp_runner(cfg)
-    if cfg.get('launcher', 'none') != 'none' and not torch.cuda.is_available():
+    launcher = cfg.get('launcher', 'none')
+    if launcher != 'none' and not torch.cuda.is_available():
         prepare_cpu_distributed(cfg)
+    if launcher == 'pytorch' and (not torch.cuda.is_available() or restart_count() > 0):
+        init_attempt_process_group(cfg)
 
 
 def prepare_cpu_distributed(cfg: Config) -> None:
@@ -36,9 +41,36 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     if retype(cfg.model, 'SyncBN', 'BN'):
         print('swinv2_mm: CPU data parallel: SyncBN layers run as BN (per-process statistics); '
               'SyncBN needs CUDA')
+
+
+def restart_count() -> int:
+    """How often torchrun (``--max-restarts``) has restarted this worker's group."""
+    return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
+
+
+def init_attempt_process_group(cfg: Config) -> None:
+    """Creates the default process group of a torchrun worker as mmengine's pytorch launcher
+    would, but under a store prefix of its own attempt (so mmengine, finding the group,
+    skips its own).
+
+    torchrun 2.14 keeps one store for every attempt of a run: a worker it restarts after a
+    failure reads the failed attempt's addresses there and connects to dead processes
+    ("Connection refused", pytorch/pytorch#167288). CPU runs always come here (the gloo group
+    is created before mmengine's CUDA-only launcher code); GPU runs only when restarted.
+    """
     import torch.distributed as dist
-    if not dist.is_initialized() and 'RANK' in os.environ:
-        dist.init_process_group('gloo')
+    if dist.is_initialized() or 'RANK' not in os.environ:
+        return
+    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
+    timeout = dist_cfg.get('timeout')
+    timeout = dist.constants.default_pg_timeout if timeout is None else \
+        datetime.timedelta(seconds=timeout)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
+    store, rank, world_size = next(dist.rendezvous('env://', timeout=timeout))
+    dist.init_process_group(dist_cfg.get('backend', 'nccl'), timeout=timeout, rank=rank,
+                            world_size=world_size,
+                            store=dist.PrefixStore(f'attempt_{restart_count()}', store))
 
 
 def finish_distributed() -> None:

@@ -45,20 +45,21 @@ class RandomStateHook(Hook):
 
 
 class TrimSupersededLogsHook(Hook):
-    """On resume, drops the entries of earlier runs' scalar logs past the resumed iteration.
+    """On resume, drops the entries of earlier runs' scalar logs (``scalars.json`` and the
+    json log mmdet's ``analyze_logs.py`` reads) past the resumed iteration.
 
-    Those iterations ran after the last checkpoint of an interrupted run and are trained
-    again, so the logs of all runs in a work dir together hold each iteration once. Each
-    file is rewritten atomically.
+    Those iterations ran after the last checkpoint of an interrupted, preempted or failed
+    run and are trained again, so the logs of all runs in a work dir together hold each
+    iteration once. Each file is rewritten atomically.
     """
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not runner._resume:
             return
         resumed = checkpoint.get('meta', {}).get('iter', 0)
-        current = os.path.join(runner.log_dir, 'vis_data', 'scalars.json')
-        for path in glob.glob(os.path.join(runner.work_dir, '*', 'vis_data', 'scalars.json')):
-            if os.path.abspath(path) != os.path.abspath(current):
+        current = os.path.abspath(os.path.join(runner.log_dir, 'vis_data'))
+        for path in glob.glob(os.path.join(runner.work_dir, '*', 'vis_data', '*.json')):
+            if os.path.dirname(os.path.abspath(path)) != current:
                 _drop_steps_after(path, resumed)
 
 

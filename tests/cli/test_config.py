@@ -51,3 +51,46 @@ def test_each_coco_file_is_parsed_once(tmp_path, monkeypatch):
     assert [c.args[0] for c in check.call_args_list] == [
         'data/coco/annotations/instances_train2017.json',
         'data/coco/annotations/instances_val2017.json']
+
+
+def test_a_restarted_worker_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    from swinv2_mm.cli.checkpoints import set_resume
+
+    def resumed(restarts, resume=None):
+        monkeypatch.setenv('TORCHELASTIC_RESTART_COUNT', str(restarts))
+        cfg = load_config(DEMO)
+        cfg.work_dir = str(tmp_path)
+        set_resume(cfg, resume)
+        return cfg.get('resume', False), cfg.get('load_from')
+
+    assert resumed(1) == (False, None)  # failed before its first checkpoint: a fresh start
+    assert resumed(1, 'first.pth') == (True, 'first.pth')  # as the first attempt did
+    (tmp_path / 'iter_2.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert resumed(1) == (True, None)  # mmengine resumes from the work dir's latest
+    assert resumed(1, 'first.pth') == (True, None)
+    assert resumed(0) == (False, None)  # the first attempt resumes only when asked
+
+
+def test_a_restarted_gpu_worker_joins_a_process_group_of_its_own_attempt(monkeypatch):
+    """torchrun keeps one store for all attempts; a restarted worker's group lives under its
+    attempt's prefix, so it never reads the failed attempt's addresses."""
+    import torch.distributed as dist
+    monkeypatch.setenv('TORCHELASTIC_RESTART_COUNT', '2')
+    monkeypatch.setenv('RANK', '1')
+    monkeypatch.setenv('LOCAL_RANK', '3')
+    store = dist.HashStore()
+    with mock.patch('torch.cuda.is_available', return_value=True), \
+            mock.patch('torch.cuda.set_device') as set_device, \
+            mock.patch('torch.distributed.is_initialized', return_value=False), \
+            mock.patch('torch.distributed.rendezvous', return_value=iter([(store, 1, 4)])), \
+            mock.patch('torch.distributed.init_process_group') as init:
+        cfg = load_config(DEMO, launcher='pytorch')
+        cfg.env_cfg.dist_cfg.timeout = 600
+        prepare_distributed(cfg)
+    set_device.assert_called_once_with(3)
+    (backend,), kwargs = init.call_args
+    assert backend == 'nccl' and (kwargs['rank'], kwargs['world_size']) == (1, 4)
+    assert kwargs['timeout'].total_seconds() == 600
+    kwargs['store'].set('key', 'value')
+    assert store.get('attempt_2/key') == b'value'

@@ -1,6 +1,7 @@
 """Preemption and worker failure: SIGTERM saves the iteration and stops every rank at it;
 --resume, or a torchrun restart, continues with every iteration trained and logged once."""
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -167,3 +168,24 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_iteration(env, tmp_path):
     assert said == [f'rank {r}: preempted: stopped after iteration {stopped}' for r in (0, 1)]
     assert [os.path.basename(p) for p in glob.glob(str(work / 'iter_*.pth'))] == \
         [f'iter_{stopped}.pth']
+
+
+def test_a_killed_worker_is_restarted_and_resumes_from_the_last_checkpoint(env, tmp_path):
+    work = tmp_path / 'work'
+    proc = dist_train(work, env, *DIST_OPTIONS, 'default_hooks.checkpoint.interval=2',
+                      restarts=1)
+    wait_for_step(work, 3, proc)  # a checkpoint of iteration 2, iteration 3 trained after it
+    os.kill(worker_pid(proc.pid, 1), signal.SIGKILL)
+    code, out = finish(proc)
+    assert code == 0, out[-3000:]
+    assert out.count('restart 1 by torchrun: resuming from the last checkpoint') == 2, out[-3000:]
+    assert 'Auto resumed from the latest checkpoint' in out and 'iter_2.pth' in out
+    for log in ('scalars.json', '2*.json'):  # the visualizer's and the json log mmdet reads
+        steps = [json.loads(line)['step'] for path in glob.glob(str(work / '*/vis_data' / log))
+                 for line in open(path) if '"loss"' in line]
+        assert sorted(steps) == list(range(1, DIST_ITERS + 1)), (log, steps)
+    # iteration 3, trained by both attempts from the same state, logs the same loss
+    third = [line.split('loss: ')[1].split()[0] for line in out.splitlines()
+             if 'Iter(train) [3/' in line]
+    assert len(third) == 2 and third[0] == third[1], third
+    assert os.path.exists(work / f'iter_{DIST_ITERS}.pth')
