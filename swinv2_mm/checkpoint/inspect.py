@@ -185,6 +185,15 @@ def window_config(windows: List[Window]) -> list:
     return [w[0] if len(w) == 2 and w[0] == w[1] else w for w in windows]
 
 
+def lift_windows(windows: List[Window], num_axes: int) -> Optional[List[Window]]:
+    """Per-stage windows of a checkpoint for a backbone of ``num_axes`` axes: a 2D (p, p)
+    becomes (0, p, p) in 3D (0: that axis is normalised by the stage's own window); None
+    where the windows have more axes than the backbone."""
+    if any(len(w) > num_axes for w in windows):
+        return None
+    return [(0,) * (num_axes - len(w)) + tuple(w) for w in windows]
+
+
 def format_arch(arch: dict) -> str:
     """The arch as a config writes it, ``dict(embed_dims=..., ...)``; the extra norm only
     where there is one."""

@@ -103,14 +103,17 @@ def checkpoint_normalisers(checkpoint: Mapping, num_axes: int
                            ) -> Tuple[Optional[List[Window]], str]:
     """The normalisers the checkpoint's window buffers say (official and mmpretrain layouts
     keep them), lifted to ``num_axes``, or None, with what was found."""
-    from ..checkpoint.inspect import inspect_checkpoint
+    from ..checkpoint.inspect import inspect_checkpoint, lift_windows
     try:
         info = inspect_checkpoint(checkpoint, prefix='backbone.')
     except ValueError as err:
         return None, f'the checkpoint could not be inspected ({err})'
     if info.pretrained_window_sizes is None:
         return None, f'the checkpoint ({info.layout} layout) keeps no window buffers'
-    lifted = [(0,) * (num_axes - len(p)) + tuple(p) for p in info.pretrained_window_sizes]
+    lifted = lift_windows(info.pretrained_window_sizes, num_axes)
+    if lifted is None:
+        return None, (f'the checkpoint\'s window buffers have {info.num_axes} axes, the '
+                      f'backbone {num_axes}')
     return lifted, (f'the checkpoint\'s window buffers: stages ran at {info.window_sizes}, '
                     f'log-CPB normalised by {info.pretrained_window_sizes}')
 
@@ -122,14 +125,13 @@ def search_windows(window: int, own: List[Window]) -> List[Window]:
 
 
 def format_windows(windows: List[Window]) -> str:
-    """Per-stage windows as ``--cfg-options`` takes them: one int where every stage has the
-    same square 2D window, ints for square 2D windows, tuples otherwise (an int means
-    (temporal_window, w, w) or (0, p, p) to the video backbone, so 3D stays explicit)."""
-    if all(len(w) == 2 and w[0] == w[1] for w in windows):
-        if len(set(windows)) == 1:
-            return str(windows[0][0])
-        return '[' + ','.join(str(w[0]) for w in windows) + ']'
-    return '[' + ','.join('(' + ','.join(map(str, w)) + ')' for w in windows) + ']'
+    """Per-stage windows as ``--cfg-options`` takes them: as a config writes them
+    (``window_config``), one int where every stage has the same square 2D window."""
+    from ..checkpoint.inspect import window_config
+    per_stage = window_config(windows)
+    if isinstance(per_stage[0], int) and len(set(per_stage)) == 1:
+        return str(per_stage[0])
+    return format_option(per_stage)
 
 
 def _step_type(step) -> str:

@@ -178,12 +178,9 @@ class SwinV2Backbone(BaseModule):
     def _checkpoint_pretrained_windows(self, info) -> List[Tuple[int, ...]]:
         """arch='auto': the windows the checkpoint's log-CPB tables were normalised by (2D
         windows (p, p) become (0, p, p) in 3D), unless non-zero ones were given."""
-        from ..checkpoint.inspect import window_config
+        from ..checkpoint.inspect import lift_windows, window_config
         given, found = self.pretrained_window_sizes, info.pretrained_window_sizes
-        if found is not None and len(found[0]) <= self.num_axes:
-            lifted = [(0,) * (self.num_axes - len(p)) + p for p in found]
-        else:
-            lifted = None
+        lifted = None if found is None else lift_windows(found, self.num_axes)
         if any(any(w) for w in given):
             if lifted is not None and lifted != given:
                 print_log(f"swinv2_mm: arch='auto': keeping the given pretrained_window_sizes "

@@ -9,7 +9,7 @@ import torch
 
 from swinv2_mm import SwinTransformerV2, VideoSwinTransformerV2
 from swinv2_mm.checkpoint import inspect_checkpoint
-from swinv2_mm.checkpoint.inspect import window_config
+from swinv2_mm.checkpoint.inspect import lift_windows, window_config
 from swinv2_mm.models.options import ConfigError
 from swinv2_mm.models.position_bias import relative_coords_table, relative_position_index
 from tests.checkpoint.layouts import (LAYOUTS, TINY_ISH, converted_keys, official_layout, ours,
@@ -214,3 +214,9 @@ def test_printed_windows_read_back_as_the_same_windows():
     model = VideoSwinTransformerV2(arch, pretrained_window_sizes=window_config(windows))
     assert model.pretrained_window_sizes == windows
     assert window_config([(12, 12), (12, 12), (12, 12), (6, 6)]) == [12, 12, 12, 6]
+
+
+def test_2d_normalisers_lift_to_3d_with_the_stage_window_in_time():
+    assert lift_windows([(12, 12), (6, 6)], 3) == [(0, 12, 12), (0, 6, 6)]
+    assert lift_windows([(8, 7, 7)], 3) == [(8, 7, 7)]
+    assert lift_windows([(8, 7, 7)], 2) is None  # a video checkpoint for a 2D backbone
