@@ -115,7 +115,7 @@ def input_size(values, axes):
     return tuple(values)
 
 
-def build_setup(args, setup, info):
+def build_setup(args, setup):
     """The config's setting with the command line's overrides."""
     n = len(setup.with_cp)
     setup.with_cp = per_stage('--with-cp', args.with_cp, n) or setup.with_cp
@@ -158,14 +158,11 @@ def main(argv=None):
     try:
         info = mp.model_info(cfg)
         source = '--size' if args.size else mp.training_input(cfg, info.task)[1]
-        if args.size:
-            setup = mp.config_setup(cfg, info, args.gpus, args.gpu_mem,
-                                    input_size(args.size, info.backbone.num_axes))
-        else:
-            setup = mp.config_setup(cfg, info, args.gpus, args.gpu_mem)
+        setup = mp.config_setup(cfg, info, args.gpus, args.gpu_mem,
+                                input_size(args.size, info.backbone.num_axes))
     except ValueError as e:
         raise SystemExit(f'plan_memory: error: {e}') from None
-    setup = build_setup(args, setup, info)
+    setup = build_setup(args, setup)
     p = mp.plan(info, setup)
     lines = format_plan(p, info, source)
     result = dict(config=args.config, setup=vars(setup), parts=p.parts, total=p.total,

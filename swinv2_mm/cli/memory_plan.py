@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..engine.fsdp import uses_fsdp
+
 GIB = 1024 ** 3
 HEADROOM = 0.10  # of --gpu-mem, kept free for the CUDA context, NCCL buffers, fragmentation
 PRECISIONS = ('fp32', 'bf16', 'fp16')
@@ -494,7 +496,7 @@ def config_setup(cfg, info: ModelInfo, gpus: int, gpu_mem: float,
     precision = 'fp32'
     if wrapper.get('type') == 'AmpOptimWrapper':
         precision = 'bf16' if 'bf' in str(wrapper.get('dtype', 'float16')) else 'fp16'
-    if (cfg.get('model_wrapper_cfg') or {}).get('type') == 'MMFullyShard':
+    if uses_fsdp(cfg):
         sharding = 'fsdp'
     elif wrapper.get('constructor') == 'ZeroWhenDistributedConstructor':
         sharding = 'zero1'
