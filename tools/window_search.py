@@ -172,7 +172,7 @@ def plan_search(args) -> Plan:
     return Plan(cfg, own, settings, normalisers, len(own_windows[0]))
 
 
-def window_config(plan: Plan, windows: tuple):
+def config_at_window(plan: Plan, windows: tuple):
     """The config of one window: every stage's window and the training normalisers."""
     cfg = copy.deepcopy(plan.cfg)
     cfg.model.backbone.window_size = [tuple(w) for w in windows]
@@ -220,7 +220,7 @@ def run_search(plan: Plan) -> List[dict]:
     for setting in plan.settings:
         by_window.setdefault(setting.windows, []).append(setting)
     for windows, settings in by_window.items():
-        cfg = window_config(plan, windows)
+        cfg = config_at_window(plan, windows)
         os.makedirs(cfg.work_dir, exist_ok=True)
         try:
             runner = build_runner(cfg)
