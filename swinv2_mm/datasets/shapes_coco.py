@@ -9,9 +9,9 @@ Besides the images and their COCO annotations it writes semantic maps in the lay
 COCO-stuff's ``stuffthingmaps`` (what HTC's semantic branch learns from): one PNG per image
 under ``stuffthingmaps/<split>/``, 0 for background and the category id under each object.
 """
+import functools
 import json
 import os
-import shutil
 from typing import Optional, Sequence
 
 import numpy as np
@@ -21,7 +21,7 @@ from mmdet.registry import DATASETS, METRICS
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from .generation import GeneratedData, GeneratedDataMixin
+from .generation import GeneratedData, GeneratedDataMixin, publish_dataset
 from .shapes import CLASSES, PALETTE, SPLIT_IDS, ShapeObject, polygon_box, render_image  # noqa: F401
 
 
@@ -76,6 +76,7 @@ def _write_split(root: str, split: str, num_images: int, image_size: int, seed: 
 # generated before they existed without touching its images or annotations.
 
 SEMANTIC_DIR = 'stuffthingmaps'
+SEMANTIC_FORMAT = 'stuffthingmaps/1'
 
 
 def instance_mask(ann: dict, height: int, width: int) -> np.ndarray:
@@ -101,7 +102,6 @@ def _write_semantic_maps(root: str, split: str, folder: str) -> None:
     anns_of = {image['id']: [] for image in coco['images']}
     for ann in coco['annotations']:
         anns_of[ann['image_id']].append(ann)
-    os.makedirs(folder)
     for image in coco['images']:
         name = os.path.splitext(image['file_name'])[0] + '.png'
         Image.fromarray(semantic_map(image, anns_of[image['id']])).save(
@@ -109,24 +109,13 @@ def _write_semantic_maps(root: str, split: str, folder: str) -> None:
 
 
 def add_semantic_maps(root: str, splits: Sequence[str]) -> str:
-    """Writes ``root/stuffthingmaps/<split>/`` for each split that lacks it; returns ``root``.
-
-    Each split's folder is written aside and renamed into place, so concurrent callers
-    (data-parallel ranks) never see a partial one and all end up with the same maps.
-    """
+    """Publishes ``root/stuffthingmaps/<split>/`` for each split that lacks it (through
+    ``publish_dataset``, as the dataset itself: written aside, stamped, renamed into place,
+    so concurrent data-parallel ranks never see a partial folder); returns ``root``."""
     for split in splits:
-        final = os.path.join(root, SEMANTIC_DIR, split)
-        if os.path.isdir(final):
-            continue
-        tmp = f'{final}.tmp-{os.getpid()}'
-        shutil.rmtree(tmp, ignore_errors=True)
-        _write_semantic_maps(root, split, tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another process published the split first
-            if not os.path.isdir(final):
-                raise
-            shutil.rmtree(tmp)
+        publish_dataset(os.path.join(root, SEMANTIC_DIR, split),
+                        dict(format=SEMANTIC_FORMAT, split=split),
+                        functools.partial(_write_semantic_maps, root, split))
     return root
 
 

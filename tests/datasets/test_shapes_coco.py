@@ -13,6 +13,7 @@ from pycocotools.coco import COCO
 
 from swinv2_mm.datasets.shapes_coco import CLASSES, ShapesCocoDataset, generate_shapes_coco
 from swinv2_mm.datasets import shapes_coco
+from swinv2_mm.datasets.generation import STAMP_NAME
 from swinv2_mm.datasets.shapes_coco import image_rng, render_image
 
 SMALL = dict(num_train=12, num_val=4, image_size=128)
@@ -239,6 +240,6 @@ def test_dataset_generated_without_semantic_maps_gets_them_untouched(tmp_path, m
     assert [os.stat(p).st_mtime_ns for p in watched] == mtimes
     for split in ('train', 'val'):
         maps = sorted(os.listdir(os.path.join(root, shapes_coco.SEMANTIC_DIR, split)))
-        assert maps == sorted(os.listdir(os.path.join(root, split)))
+        assert maps == sorted([STAMP_NAME] + os.listdir(os.path.join(root, split)))
     # no temporary folder left behind
     assert sorted(os.listdir(os.path.join(root, shapes_coco.SEMANTIC_DIR))) == ['train', 'val']
