@@ -1,6 +1,9 @@
 """The data a config names, checked before any model is built: missing paths are named with
 the layout expected and the ``--cfg-options`` that point elsewhere; files that exist are
-checked for their dataset's format (:func:`swinv2_mm.datasets.checks.check_dataset_format`)."""
+checked for their dataset's format (:func:`swinv2_mm.datasets.checks.check_dataset_format`);
+the folders of generated datasets are checked with the publisher's own rule
+(:func:`swinv2_mm.datasets.generation.check_publishable`), so a folder generation would refuse
+stops the tool before any model is built, untouched."""
 import os
 import os.path as osp
 from typing import Iterator, Optional, Tuple
@@ -8,6 +11,7 @@ from typing import Iterator, Optional, Tuple
 from mmengine.config import Config
 
 from ..datasets.checks import check_coco_file_once, check_dataset_format, is_local
+from ..datasets.generation import DataRootError
 
 # what each tool reads: training also validates
 PHASE_DATALOADERS = {'train': ('train_dataloader', 'val_dataloader'), 'test': ('test_dataloader',)}
@@ -31,28 +35,47 @@ def _dataset_cfgs(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
             yield name, ds
 
 
-def _dataset_class(dataset_type, scope: Optional[str]):
-    if not isinstance(dataset_type, str):
-        return dataset_type
-    from mmengine.registry import DATASETS, DefaultScope
-    with DefaultScope.overwrite_default_scope(scope):
-        with DATASETS.switch_scope_and_registry(scope) as registry:
-            return registry.get(dataset_type)
+def _registered_class(registry_name: str, type_name, scope: Optional[str]):
+    """The class a config's ``type`` names in mmengine's ``registry_name`` registry (e.g.
+    'DATASETS') as ``scope`` sees it."""
+    if not isinstance(type_name, str):
+        return type_name
+    import mmengine.registry
+    root_registry = getattr(mmengine.registry, registry_name)
+    with mmengine.registry.DefaultScope.overwrite_default_scope(scope):
+        with root_registry.switch_scope_and_registry(scope) as registry:
+            return registry.get(type_name)
+
+
+def _check_generated(cls, key: str, cfg: dict) -> None:
+    """A generated dataset's folder and parameters, as its publisher would check them; the
+    message names the config key."""
+    try:
+        cls.check_generated_root(cfg.get('data_root'), cfg.get('generate'))
+    except DataRootError as err:
+        raise DataRootError(f'{key}.data_root: {err}') from None
+    except TypeError as err:  # an unknown or surplus generate argument
+        raise ValueError(f'{key}.generate: {err}') from None
+    except ValueError as err:  # a bad count: the message starts with 'generate.<name>'
+        raise ValueError(f'{key}.{err}') from None
 
 
 def check_data_paths(cfg: Config, phase: str) -> None:
     """Raises DataNotFoundError, before any model is built, for a data root, annotation file,
-    image/video folder or evaluator annotation file of ``phase`` that does not exist, and
-    AnnotationFormatError for annotations that exist but are not in their dataset's format."""
+    image/video folder or evaluator annotation file of ``phase`` that does not exist,
+    AnnotationFormatError for annotations that exist but are not in their dataset's format or
+    are empty, and DataRootError for the folder of a generated dataset (or metric) that is
+    not absent, empty or an older copy of that dataset."""
     scope = cfg.get('default_scope')
-    coco_checked: set = set()
+    coco_checked: dict = {}
     for key in PHASE_DATALOADERS[phase]:
         loader = cfg.get(key)
         if not loader or 'dataset' not in loader:
             continue
         for name, ds in _dataset_cfgs(loader['dataset'], key):
-            cls = _dataset_class(ds.get('type'), scope)
+            cls = _registered_class('DATASETS', ds.get('type'), scope)
             if getattr(cls, 'GENERATES_DATA', False):  # the embedded demos create their files
+                _check_generated(cls, name, ds)
                 continue
             root = ds.get('data_root') or ''
             if is_local(root) and not osp.isdir(root):
@@ -70,7 +93,14 @@ def check_data_paths(cfg: Config, phase: str) -> None:
     for key in PHASE_EVALUATORS[phase]:
         evaluators = cfg.get(key) or []
         for i, ev in enumerate(evaluators if isinstance(evaluators, list) else [evaluators]):
-            ann = ev.get('ann_file') if isinstance(ev, dict) else None
+            if not isinstance(ev, dict):
+                continue
+            where = f'{key}[{i}]' if isinstance(evaluators, list) else key
+            if 'data_root' in ev or 'generate' in ev:  # a metric over generated data
+                cls = _registered_class('METRICS', ev.get('type'), scope)
+                if getattr(cls, 'GENERATES_DATA', False):
+                    _check_generated(cls, where, ev)
+            ann = ev.get('ann_file')
             if is_local(ann) and not osp.isfile(ann):
                 raise DataNotFoundError(_missing_message(f'{key}.ann_file', ann, cfg))
             if is_local(ann) and ann.endswith('.json') and 'Coco' in str(ev.get('type')):

@@ -4,7 +4,7 @@ deep inside a toolbox's loader. No toolbox is imported here."""
 import inspect
 import json
 import os.path as osp
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 from mmengine.fileio import list_dir_or_file
 
@@ -18,9 +18,15 @@ COCO_FIELDS = {'images': ('id', 'file_name', 'height', 'width'),
                'categories': ('id', 'name')}
 
 
-def check_coco_file(path: str) -> None:
+EMPTY_COCO_FAILURE = ("mmdet would otherwise stop later, after building the model, with "
+                      "'need at least one array to concatenate'")
+
+
+def check_coco_file(path: str) -> Set[str]:
     """A COCO instances file: JSON with ``images``, ``annotations`` and ``categories`` lists
-    whose entries carry the fields mmdet reads; boxes are four numbers."""
+    whose entries carry the fields mmdet reads; boxes are four numbers; at least one image and
+    one annotation (mmdet drops images without objects, an empty list fails deep inside it).
+    Returns the names of the categories that have annotations."""
     try:
         with open(path, encoding='utf-8') as f:
             data = json.load(f)
@@ -47,6 +53,28 @@ def check_coco_file(path: str) -> None:
                 and all(isinstance(v, (int, float)) for v in box)):
             raise AnnotationFormatError(f'annotation file {path!r} is not COCO format: '
                                         f'annotations[{i}].bbox is {box!r}, [x, y, w, h] expected')
+    if not data['images'] or not data['annotations']:
+        raise AnnotationFormatError(
+            f"annotation file {path!r} is empty: {len(data['images'])} images, "
+            f"{len(data['annotations'])} annotations; {EMPTY_COCO_FAILURE}. Point ann_file at an "
+            f"instances file with images and their annotations (--cfg-options "
+            f"train_dataloader.dataset.ann_file=...)")
+    names = {category['id']: category['name'] for category in data['categories']}
+    return {names[ann['category_id']] for ann in data['annotations']
+            if ann['category_id'] in names}
+
+
+def check_coco_classes(path: str, annotated: Set[str], classes: Sequence[str]) -> None:
+    """mmdet keeps only the annotations of the dataset's ``classes`` (matched by name): a file
+    with none of them is an empty dataset."""
+    if classes and not annotated & set(classes):
+        shown = sorted(annotated)[:5]
+        raise AnnotationFormatError(
+            f'annotation file {path!r} has no annotation of the dataset\'s classes: it annotates '
+            f'{shown}{" ..." if len(annotated) > 5 else ""}, the dataset reads '
+            f'{list(classes)[:5]}{" ..." if len(classes) > 5 else ""}; mmdet drops annotations '
+            f'of other classes, and {EMPTY_COCO_FAILURE}. Name the classes of the file in the '
+            f'dataset config: --cfg-options "train_dataloader.dataset.metainfo.classes=[...]"')
 
 
 def _files_with_suffix(folder: str, suffix: str) -> List[str]:
@@ -61,7 +89,9 @@ def check_segmentation_folders(img_dir: str, seg_dir: str, img_suffix: str, seg_
     ``NAME{seg_suffix}``, a one-channel image of class indices."""
     names = list(names) if names is not None else _files_with_suffix(img_dir, img_suffix)
     if not names:
-        raise AnnotationFormatError(f'image folder {img_dir!r} holds no {img_suffix} images')
+        raise AnnotationFormatError(
+            f'image folder {img_dir!r} holds no {img_suffix} images: an empty dataset. Point '
+            f'data_prefix.img_path at the folder of the images, or set img_suffix to their suffix')
     missing = [n for n in names if not osp.isfile(osp.join(seg_dir, n + seg_suffix))]
     if missing:
         raise AnnotationFormatError(
@@ -116,7 +146,9 @@ def check_video_list(path: str, rawframes: bool, video_dir: Optional[str] = None
             if osp.getsize(video) == 0:
                 raise AnnotationFormatError(f'{where}: video has no frames (empty file {video!r})')
     if not entries:
-        raise AnnotationFormatError(f'video list {path!r} lists no videos')
+        line = 'FRAME_DIR TOTAL_FRAMES LABEL' if rawframes else 'VIDEO LABEL'
+        raise AnnotationFormatError(f'video list {path!r} lists no videos: an empty dataset. '
+                                    f'Point ann_file at a list of one video per line ({line})')
 
 
 def _init_default(cls, name: str, fallback):
@@ -125,28 +157,41 @@ def _init_default(cls, name: str, fallback):
     return fallback if param is None or param.default is param.empty else param.default
 
 
-def check_coco_file_once(path: str, checked: set) -> None:
-    """COCO files are large: the val set and its evaluator name the same one; parse it once."""
+def check_coco_file_once(path: str, checked: Dict[str, Set[str]]) -> Set[str]:
+    """COCO files are large: the val set and its evaluator name the same one; parse it once.
+    ``checked`` maps the files checked so far to what ``check_coco_file`` returned."""
     key = osp.abspath(path)
     if key not in checked:
-        check_coco_file(path)
-        checked.add(key)
+        checked[key] = check_coco_file(path)
+    return checked[key]
 
 
-def check_dataset_format(ds: dict, cls, root: str, coco_checked: set) -> None:
+def _dataset_classes(ds: dict, cls) -> Sequence[str]:
+    """The class names a dataset config reads: its ``metainfo`` or its class's METAINFO."""
+    classes = (ds.get('metainfo') or {}).get('classes')
+    return classes or (getattr(cls, 'METAINFO', None) or {}).get('classes') or ()
+
+
+def check_dataset_format(ds: dict, cls, root: str, coco_checked: Dict[str, Set[str]]) -> None:
     """Checks the annotation format of a COCO, segmentation (ADE20K layout) or mmaction2
-    video/rawframe dataset config whose files exist."""
+    video/rawframe dataset config whose files exist, and that it is not empty."""
     kinds = {klass.__name__ for klass in getattr(cls, '__mro__', ())}
     ann = osp.join(root, ds['ann_file']) if is_local(ds.get('ann_file')) else None
     prefix = {k: osp.join(root, v) for k, v in (ds.get('data_prefix') or {}).items()
               if is_local(v)}
     if 'CocoDataset' in kinds and ann and ann.endswith('.json'):
-        check_coco_file_once(ann, coco_checked)
+        check_coco_classes(ann, check_coco_file_once(ann, coco_checked),
+                           _dataset_classes(ds, cls))
     elif 'BaseSegDataset' in kinds and 'img_path' in prefix and 'seg_map_path' in prefix:
         names = None
         if ann:
             with open(ann) as f:
                 names = [line.strip() for line in f if line.strip()]
+            if not names:
+                raise AnnotationFormatError(
+                    f'split file {ann!r} lists no images: an empty dataset. Point ann_file at a '
+                    f'file with one image name (without suffix) per line, or leave it out to '
+                    f'read every image of data_prefix.img_path')
         check_segmentation_folders(
             prefix['img_path'], prefix['seg_map_path'],
             ds.get('img_suffix', _init_default(cls, 'img_suffix', '.jpg')),

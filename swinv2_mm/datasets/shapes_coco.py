@@ -21,7 +21,7 @@ from mmdet.registry import DATASETS, METRICS
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from .generation import GeneratedData, GeneratedDataMixin, publish_dataset
+from .generation import GeneratedData, GeneratedDataMixin, check_publishable, publish_dataset
 from .shapes import CLASSES, PALETTE, SPLIT_IDS, ShapeObject, polygon_box, render_image  # noqa: F401
 
 
@@ -111,12 +111,20 @@ def _write_semantic_maps(root: str, split: str, folder: str) -> None:
 def add_semantic_maps(root: str, splits: Sequence[str]) -> str:
     """Publishes ``root/stuffthingmaps/<split>/`` for each split that lacks it (through
     ``publish_dataset``, as the dataset itself: written aside, stamped, renamed into place,
-    so concurrent data-parallel ranks never see a partial folder); returns ``root``."""
+    so concurrent data-parallel ranks never see a partial folder; a folder there that is not
+    an older copy of the maps is refused, untouched); returns ``root``."""
     for split in splits:
         publish_dataset(os.path.join(root, SEMANTIC_DIR, split),
                         dict(format=SEMANTIC_FORMAT, split=split),
                         functools.partial(_write_semantic_maps, root, split))
     return root
+
+
+def check_semantic_maps_publishable(root: str, splits: Sequence[str]) -> None:
+    """Raises DataRootError, writing nothing, when ``add_semantic_maps`` would refuse a
+    split's folder."""
+    for split in splits:
+        check_publishable(os.path.join(root, SEMANTIC_DIR, split), SEMANTIC_FORMAT.split('/')[0])
 
 
 # The dataset in mmdet's CocoDataset layout: generate_shapes_coco writes it once for the
@@ -156,6 +164,16 @@ class ShapesCocoDataset(GeneratedDataMixin, CocoDataset):
                        generate: Optional[dict] = None) -> str:
         """The dataset folder, generated when needed, semantic maps included."""
         return generate_shapes_coco(data_root, **(generate or {}))
+
+    @classmethod
+    def check_generated_root(cls, data_root: Optional[str] = None,
+                             generate: Optional[dict] = None) -> str:
+        """The dataset folder's check, and, where it already holds this very dataset (so it
+        is kept), that of the semantic-map folders ``generated_root`` may add inside it."""
+        root = super().check_generated_root(data_root, generate)
+        if SHAPES_COCO.holds(root, **(generate or {})):
+            check_semantic_maps_publishable(root, SHAPES_COCO.splits)
+        return root
 
 
 @METRICS.register_module()

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from swinv2_mm.datasets.checks import (AnnotationFormatError, check_coco_file,
-                                       check_segmentation_folders, check_video_list)
+                                       check_dataset_format, check_segmentation_folders,
+                                       check_video_list)
 from swinv2_mm.datasets.shapes_ade import generate_shapes_ade
 from swinv2_mm.datasets.shapes_coco import generate_shapes_coco
 from swinv2_mm.datasets.shapes_motion import generate_shapes_motion
@@ -101,3 +102,67 @@ def test_video_lists_check_files_and_labels(tmp_path):
     path.write_text('\n\n')
     with pytest.raises(AnnotationFormatError, match='lists no videos'):
         check_video_list(str(path), rawframes=False, video_dir=str(tmp_path))
+
+
+# Empty data is refused before the build, naming the file and the fix.
+
+@pytest.mark.parametrize('damage, counts', [
+    (lambda d: dict(d, annotations=[]), '6 images, 0 annotations'),
+    (lambda d: dict(d, images=[], annotations=[]), '0 images, 0 annotations'),
+    (lambda d: dict(d, images=[]), '0 images, '),
+], ids=['no annotations', 'nothing', 'no images'])
+def test_empty_coco_is_refused_naming_the_file(coco, tmp_path, damage, counts):
+    with open(coco) as f:
+        data = json.load(f)
+    empty = tmp_path / 'instances_train2017.json'
+    empty.write_text(json.dumps(damage(data)))
+    with pytest.raises(AnnotationFormatError) as err:
+        check_coco_file(str(empty))
+    assert f"annotation file '{empty}' is empty: {counts}" in str(err.value)
+    assert "'need at least one array to concatenate'" in str(err.value)
+    assert '--cfg-options train_dataloader.dataset.ann_file=' in str(err.value)
+
+
+def fake_dataset(kind, **attributes):
+    """A class that the format checks see as the toolbox's ``kind`` (they go by class name)."""
+    return type('Custom', (type(kind, (), {}),), attributes)
+
+
+def test_coco_without_annotations_of_the_dataset_classes_is_refused(coco):
+    from swinv2_mm.datasets.shapes import CLASSES
+    check_dataset_format(dict(ann_file=coco), fake_dataset('CocoDataset', METAINFO=dict(
+        classes=CLASSES)), '', {})
+    for ds, cls in [(dict(ann_file=coco), fake_dataset('CocoDataset', METAINFO=dict(
+                        classes=('person', 'car')))),
+                    (dict(ann_file=coco, metainfo=dict(classes=['person'])),
+                     fake_dataset('CocoDataset', METAINFO=dict(classes=CLASSES)))]:
+        with pytest.raises(AnnotationFormatError) as err:
+            check_dataset_format(ds, cls, '', {})
+        assert f"annotation file '{coco}' has no annotation of the dataset's classes" in str(
+            err.value) and 'metainfo.classes' in str(err.value)
+
+
+def test_empty_segmentation_split_and_folder_are_refused(ade, tmp_path):
+    images, labels = ade
+    split = tmp_path / 'train.txt'
+    split.write_text('\n')
+    seg = fake_dataset('BaseSegDataset')
+    ds = dict(ann_file=str(split), data_prefix=dict(img_path=images, seg_map_path=labels),
+              img_suffix='.jpg', seg_map_suffix='.png')
+    with pytest.raises(AnnotationFormatError, match=f"split file '{split}' lists no images"):
+        check_dataset_format(ds, seg, '', {})
+    empty = tmp_path / 'images'
+    empty.mkdir()
+    with pytest.raises(AnnotationFormatError, match=f"image folder '{empty}' holds no .jpg "
+                                                    f"images: an empty dataset. Point "
+                                                    f"data_prefix.img_path"):
+        check_dataset_format(dict(ds, ann_file=None, data_prefix=dict(
+            img_path=str(empty), seg_map_path=labels)), seg, '', {})
+
+
+def test_empty_video_list_is_refused_with_the_line_format(tmp_path):
+    path = tmp_path / 'train_list_rawframes.txt'
+    path.write_text('')
+    with pytest.raises(AnnotationFormatError, match=f"video list '{path}' lists no videos: an "
+                                                    f"empty dataset.*FRAME_DIR TOTAL_FRAMES"):
+        check_video_list(str(path), rawframes=True)

@@ -132,11 +132,15 @@ def test_same_parameters_do_not_rewrite_new_ones_regenerate(tmp_path, monkeypatc
     assert siblings(root) == []
 
 
-def test_a_coco_dataset_with_the_same_parameters_is_replaced(tmp_path):
+def test_a_coco_dataset_with_the_same_parameters_is_refused_untouched(tmp_path):
+    """Another dataset's folder is not an older copy of this one: generation never replaces it."""
+    from swinv2_mm.datasets.generation import DataRootError
     root = shapes_coco.generate_shapes_coco(str(tmp_path / 'data'), **SMALL)
-    assert generate_shapes_ade(root, **SMALL) == root
-    assert sorted(os.listdir(root)) == ['.complete', 'annotations', 'images']
-    assert len(files(root, 'images', 'train')) == SMALL['num_train']
+    before = sorted(os.listdir(root))
+    with pytest.raises(DataRootError, match="holds the generated dataset 'shapes_coco', not "
+                                            "'shapes_ade'"):
+        generate_shapes_ade(root, **SMALL)
+    assert sorted(os.listdir(root)) == before and siblings(root) == []
 
 
 def test_default_roots_share_the_data_folder(tmp_path, monkeypatch):

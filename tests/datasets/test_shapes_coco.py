@@ -127,10 +127,17 @@ def test_same_parameters_do_not_rewrite_new_ones_regenerate(tmp_path, monkeypatc
     assert siblings(root) == []
 
 
-def test_stale_directory_without_stamp_is_replaced(tmp_path):
+def stamp_as_an_older_copy(root):
+    """Makes ``root`` look like a copy of the dataset made by an older format version."""
+    with open(os.path.join(root, STAMP_NAME), 'w') as f:
+        json.dump(dict(format='shapes_coco/0'), f)
+
+
+def test_an_older_copy_is_replaced(tmp_path):
     root = tmp_path / 'data'
     (root / 'train').mkdir(parents=True)
     (root / 'train' / 'partial.png').write_bytes(b'not an image')
+    stamp_as_an_older_copy(str(root))
     generate_shapes_coco(str(root), **SMALL)
     assert not (root / 'train' / 'partial.png').exists()
     assert len(os.listdir(root / 'train')) == SMALL['num_train']
@@ -139,9 +146,10 @@ def test_stale_directory_without_stamp_is_replaced(tmp_path):
 
 
 def test_concurrent_generators_all_end_with_the_dataset(tmp_path):
-    """Like data-parallel ranks: several processes generate over a stale folder at once."""
+    """Like data-parallel ranks: several processes generate over an older copy at once."""
     root = str(tmp_path / 'data')
     os.makedirs(os.path.join(root, 'train'))
+    stamp_as_an_older_copy(root)
     params = dict(num_train=6, num_val=2, image_size=64)
     context = multiprocessing.get_context('fork')
     workers = [context.Process(target=generate_shapes_coco, args=(root,), kwargs=params)

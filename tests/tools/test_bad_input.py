@@ -1,5 +1,6 @@
 """Bad input stops the tools early with a message that names the file or parameter and the
 fix; corrupt training images can be skipped and counted instead."""
+import json
 import os
 from fractions import Fraction
 
@@ -73,18 +74,24 @@ def test_window_list_of_the_wrong_length(tmp_path, env):
                 'every stage) or a list of 4 values', runner_built=True)
 
 
-def test_invalid_coco_annotations(tmp_path):
+@pytest.mark.parametrize('damage, message', [
+    (lambda coco: {'images': [], 'annotations': []}, "is not COCO format: 'categories' is missing"),
+    (lambda coco: dict(coco, annotations=[]),  # mmdet: 'need at least one array to concatenate'
+     'is empty: 4 images, 0 annotations'),
+], ids=['no categories', 'no annotations'])
+def test_invalid_coco_annotations(tmp_path, damage, message):
     root = generate_shapes_coco(str(tmp_path / 'data' / 'coco'), 4, 2, 64)
     for split in ('train', 'val'):
         os.rename(os.path.join(root, f'{split}'), os.path.join(root, f'{split}2017'))
         os.rename(os.path.join(root, 'annotations', f'instances_{split}.json'),
                   os.path.join(root, 'annotations', f'instances_{split}2017.json'))
     bad = os.path.join(root, 'annotations', 'instances_train2017.json')
+    with open(bad) as f:
+        coco = json.load(f)
     with open(bad, 'w') as f:
-        f.write('{"images": [], "annotations": []}')
+        json.dump(damage(coco), f)
     fails_early([TRAIN, os.path.join(ROOT, 'configs', 'cascade_swinv2_t_coco.py')], tmp_path,
-                None, "annotation file 'data/coco/annotations/instances_train2017.json' is not "
-                      "COCO format: 'categories' is missing")
+                None, f"annotation file 'data/coco/annotations/instances_train2017.json' {message}")
 
 
 def test_ade_image_without_label_map(tmp_path):
@@ -103,6 +110,34 @@ def test_video_with_no_frames(tmp_path):
         (root / f'kinetics400_{split}_list_videos.txt').write_text('a.mp4 3\n')
     fails_early([TRAIN, os.path.join(ROOT, 'configs', 'video_swinv2_t_k400.py')], tmp_path, None,
                 'video has no frames (empty file')
+
+
+def files_under(folder):
+    """Every file and folder under ``folder``: path -> (inode, mtime, bytes or None)."""
+    found = {}
+    for parent, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            path = os.path.join(parent, name)
+            info = os.lstat(path)
+            with open(path, 'rb') if name in names else open(os.devnull, 'rb') as f:
+                found[path] = (info.st_ino, info.st_mtime_ns, f.read())
+    return found
+
+
+def test_a_user_folder_given_as_a_demo_data_root_is_refused_untouched(tmp_path, env):
+    """``data_root=~/datasets`` on a demo config: the tool stops before any model is built,
+    naming the folder and the fix; nothing in it is moved, deleted or rewritten."""
+    user = tmp_path / 'datasets'
+    (user / 'ade' / 'images').mkdir(parents=True)
+    (user / 'notes.txt').write_text('years of work\n')
+    (user / 'ade' / 'images' / 'a.jpg').write_bytes(bytes(range(256)))
+    before = files_under(user)
+    fails_early([TRAIN, SEG_DEMO, '--cfg-options', f'train_dataloader.dataset.data_root={user}'],
+                tmp_path, env, f"error: train_dataloader.dataset.data_root: '{user}' cannot hold "
+                f"the generated dataset 'shapes_ade': it holds 2 entries ('ade', 'notes.txt')",
+                'nothing there was moved or deleted', 'leave data_root out')
+    assert files_under(user) == before
+    assert set(os.listdir(tmp_path)) <= {'datasets', 'work'}, 'something was written beside it'
 
 
 @pytest.fixture(scope='module')
