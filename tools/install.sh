@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the project's virtual environment and installs the pinned stack.
+# Creates (or reuses) the project's virtual environment and installs the locked stack:
+# requirements.lock pins every distribution the venv holds (transitive ones, pip, setuptools
+# and the build tools included), installed with `pip install --no-deps -r`, so that pip puts
+# exactly those versions there and nothing else, and exactly one distribution provides cv2.
 # Idempotent: every step checks what is already there, so a second run takes seconds.
 # The venv and the self-built mmcv wheel live outside the clone (SWINV2_MM_HOME), so a
 # fresh clone on the same machine reuses them.
 set -euo pipefail
+{  # bash reads this whole group before running it, so editing this file mid-run is harmless
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HOME_DIR="${SWINV2_MM_HOME:-$HOME/.cache/swinv2_mm}"
 VENV="${SWINV2_MM_VENV:-$HOME_DIR/venv}"
 PY="$VENV/bin/python"
+LOCK="$ROOT/requirements.lock"
+STAMP="$VENV/.swinv2_mm_lock"  # the lock this venv was last brought to
 
-TORCH_VERSION=2.14.1       # newest torch here with an importable torchvision (timm, mmpretrain)
-TORCHVISION_VERSION=0.29.1
-SETUPTOOLS_VERSION=80.9.0  # mmcv's setup.py imports pkg_resources (<81); torch 2.14 asks for >=77
-MMCV_VERSION=2.1.0         # mmdet 3.3 / mmseg 1.2 require mmcv < 2.2; no wheel for this torch
+# torch 2.14.1 / torchvision 0.29.1 (the newest pair here with an importable torchvision) and
+# their CUDA libraries come from this machine's disk, where pip's find-links config points.
+MMCV_VERSION="$(sed -n 's/^mmcv==//p' "$LOCK")"  # built below: no wheel exists for this torch
+CV2_PROVIDER=opencv-contrib-python  # the one cv2 (mmaction2's; a superset of opencv-python)
+ALLOWED_CHECK='^[^ ]+ [^ ]+ requires opencv-python, which is not installed\.$'  # pip check
 
 log() { echo "[install] $*"; }
 
@@ -28,19 +35,91 @@ pip_install() {
     | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   return "${PIPESTATUS[0]}"
 }
-have() { "$PY" - "$@" <<'EOF' 2>/dev/null
+# What the venv needs to match the lock, one "WHAT NAME" line each: drift (a locked
+# distribution missing or at another version), uninstall (a cv2 provider other than
+# CV2_PROVIDER, or a distribution the previous lock pinned and this one dropped), reinstall
+# (NAME==VERSION of a locked distribution that shares files with one to uninstall, or whose
+# files are gone: two providers write one cv2 folder), extra (installed, never locked: kept).
+stack_state() { (cd / && "$PY" -I - "$LOCK" "$STAMP" "$CV2_PROVIDER") <<'STATE'
+import re
 import sys
-from importlib.metadata import version
-name, want = sys.argv[1], sys.argv[2]
-sys.exit(0 if version(name) == want else 1)
-EOF
-}
+from importlib.metadata import distributions
+from pathlib import Path
 
-have setuptools "$SETUPTOOLS_VERSION" || pip_install "setuptools==$SETUPTOOLS_VERSION" wheel
-if ! have torch "$TORCH_VERSION" || ! have torchvision "$TORCHVISION_VERSION"; then
-  log "installing torch $TORCH_VERSION / torchvision $TORCHVISION_VERSION"
-  pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+
+def canonical(name):
+    return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def pins(path):
+    """{canonical name: 'Name==version'} of a lock file; {} when there is none yet."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    specs = (line.split('#', 1)[0].strip() for line in lines)
+    return {canonical(spec.split('==')[0]): spec for spec in specs if spec}
+
+
+def files(dist):
+    """The files a distribution's RECORD lists, relative to site-packages."""
+    return {str(f) for f in dist.files or ()}
+
+
+def provides_cv2(dist):
+    """Whether the distribution's RECORD lists a top-level cv2 package or module (read as
+    text: parsing torch's RECORD into paths would take a second on every run)."""
+    return re.search(r'^"?cv2[/.]', dist.read_text('RECORD') or '', re.MULTILINE) is not None
+
+
+lock, previous, provider = pins(sys.argv[1]), pins(sys.argv[2]), canonical(sys.argv[3])
+installed = {}
+for dist in distributions():  # the first one on sys.path is the one Python imports
+    installed.setdefault(canonical(dist.metadata['Name']), dist)
+for name, spec in lock.items():
+    if name != 'mmcv' and (name not in installed or installed[name].version != spec.split('==')[1]):
+        print('drift', name)
+remove = {name for name, dist in installed.items()
+          if name != provider and provides_cv2(dist)}
+remove |= {name for name in previous if name not in lock and name in installed}
+gone = set().union(*(files(installed[name]) for name in remove))
+for name, dist in installed.items():
+    if name in lock and name not in remove and (gone or name == provider):
+        mine = files(dist)
+        if mine & gone or (name == provider and not all(
+                Path(dist.locate_file(f)).exists() for f in mine)):
+            print('reinstall', lock[name])
+for name in sorted(remove):
+    print('uninstall', name)
+for name, dist in sorted(installed.items()):
+    if name not in lock and name not in remove and name != 'swinv2-mm':
+        print('extra', f"{dist.metadata['Name']}=={dist.version}")
+STATE
+}
+field() { awk -v what="$1" '$1 == what { print $2 }' <<<"$STATE"; }
+
+CHANGED=0
+STATE="$(stack_state)"
+if ! cmp -s "$LOCK" "$STAMP" || [ -n "$(field drift)" ]; then
+  log "installing requirements.lock: $(grep -c '^[^#]' "$LOCK") pinned distributions, no others"
+  pip_install --no-deps -r <(grep -v '^mmcv==' "$LOCK")  # mmcv is built below
+  CHANGED=1
+  STATE="$(stack_state)"
 fi
+REMOVE="$(field uninstall)"
+REINSTALL="$(field reinstall)"
+if [ -n "$REMOVE" ]; then
+  log "removing what the lock does not pin there: $(echo $REMOVE)"
+  "$PY" -m pip uninstall --disable-pip-version-check -q -y $REMOVE
+  CHANGED=1
+fi
+if [ -n "$REINSTALL" ]; then
+  log "reinstalling files that were shared with them: $(echo $REINSTALL)"
+  pip_install --no-deps --force-reinstall $REINSTALL  # NAME==VERSION lines of the lock
+  CHANGED=1
+fi
+EXTRA="$(field extra)"
+[ -z "$EXTRA" ] || log "not in requirements.lock, left installed: $(echo $EXTRA)"
 
 # mmcv with compiled ops. Its sdist says -std=c++17; torch 2.14's headers need C++20, so we
 # build a patched copy once and keep the wheel. tools/mmcv_build.py decides the build: CPU ops,
@@ -59,7 +138,6 @@ if ! "$PY" "$ROOT/tools/mmcv_build.py" --check; then
       -d "$BUILD" "mmcv==$MMCV_VERSION"
     tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
     sed -i 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-$MMCV_VERSION/setup.py"
-    pip_install "numpy==1.26.4" ninja
     (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA="$FORCE_CUDA" \
       TORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST" MAX_JOBS="$MAX_JOBS" \
       "$PY" -m pip wheel --disable-pip-version-check -q --no-build-isolation --no-deps \
@@ -67,16 +145,24 @@ if ! "$PY" "$ROOT/tools/mmcv_build.py" --check; then
     mv "$BUILD"/out/mmcv-*.whl "$WHEELS"/
     rm -rf "$BUILD"
   fi
-  pip_install --no-deps --force-reinstall "$WHEELS"/mmcv-*.whl
-  pip_install addict packaging Pillow pyyaml yapf opencv-python
+  pip_install --no-deps --force-reinstall "$WHEELS"/mmcv-*.whl  # its requirements are locked
+  CHANGED=1
 fi
 
-REQ_STAMP="$VENV/.swinv2_mm_requirements"
-if ! cmp -s "$ROOT/requirements.txt" "$REQ_STAMP"; then
-  log "installing pinned requirements"
-  pip_install -r "$ROOT/requirements.txt"
-  cp "$ROOT/requirements.txt" "$REQ_STAMP"
+# The locked versions must satisfy each other. The one accepted gap: mmengine (and an mmcv
+# wheel built where no cv2 was importable) require opencv-python by name; CV2_PROVIDER
+# provides its cv2 at the same version.
+if [ "$CHANGED" = 1 ]; then
+  BROKEN="$({ "$PY" -m pip check --disable-pip-version-check 2>&1 || true; } \
+    | { grep -v -E -e "$ALLOWED_CHECK" -e '^No broken requirements found\.$' || true; })"
+  if [ -n "$BROKEN" ]; then
+    log "requirements.lock does not hold together; pip check says:"
+    echo "$BROKEN" >&2
+    exit 1
+  fi
 fi
+cp "$LOCK" "$STAMP"  # last: a run stopped before here redoes the lock and the check
+rm -f "$VENV/.swinv2_mm_requirements"  # the stamp of installs before the lock
 
 # The package itself, editable, pointing at this clone (cheap; repeated for each clone).
 # (checked from / so that a swinv2_mm folder in the current directory does not count)
@@ -85,3 +171,5 @@ if ! (cd / && "$PY" -c "import swinv2_mm, os, sys; sys.exit(os.path.dirname(os.p
   pip_install --no-deps --no-build-isolation -e "$ROOT"
 fi
 log "ready: $VENV"
+exit
+}
