@@ -4,7 +4,8 @@
 beyond defining the modules, listed in the README under "What importing does":
 registers the backbones and training helpers in mmengine's root registries
 (:func:`swinv2_mm.registry.register_all`), allow-lists mmengine's own checkpoint types for
-torch's weights-only unpickler (:func:`swinv2_mm.checkpoint.allow_mmengine_checkpoints`),
+torch's weights-only unpickler, ``getattr`` only as a stand-in that reaches HistoryBuffer's
+statistics methods (:func:`swinv2_mm.checkpoint.allow_mmengine_checkpoints`),
 and, where the installed mmaction2 lacks ``localizers/drn``, installs the import hook
 that supplies it (:func:`swinv2_mm.compat.install_mmaction_drn_shim`).
 """

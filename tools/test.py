@@ -6,6 +6,7 @@
 import argparse
 import os
 
+from swinv2_mm.checkpoint import CheckpointFileError, CheckpointFitError
 from swinv2_mm.cli.args import add_common_args
 from swinv2_mm.cli.checkpoints import check_checkpoint_paths
 from swinv2_mm.cli.config import load_config
@@ -58,7 +59,10 @@ def main():
     if args.out:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    try:
+        runner.test()
+    except (CheckpointFileError, CheckpointFitError) as err:  # read once the model is built
+        raise SystemExit(f'error: {err}')
     finish_distributed()
 
 

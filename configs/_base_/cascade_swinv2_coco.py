@@ -11,6 +11,9 @@ _base_ = [
 # and losses as float32 islands under --amp (README: Mixed precision)
 custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.amp.mmdet_heads'],
                       allow_failed_imports=False)
+# swinv2_mm's runner also under the toolboxes' own tools/train.py and test.py: checkpoints are
+# read without running code from them and written atomically (docs/trust.md)
+runner_type = 'SafeCheckpointRunner'
 
 head_norm_cfg = dict(type='SyncBN', requires_grad=True)
 giou_bbox_head = dict(

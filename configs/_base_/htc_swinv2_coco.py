@@ -9,6 +9,9 @@ _base_ = 'mmdet::htc/htc_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.amp.mmdet_heads',
                                'swinv2_mm.datasets.instaboost'],
                       allow_failed_imports=False)
+# swinv2_mm's runner also under the toolboxes' own tools/train.py and test.py: checkpoints are
+# read without running code from them and written atomically (docs/trust.md)
+runner_type = 'SafeCheckpointRunner'
 
 image_size = (1536, 1536)
 htc_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]]

@@ -14,6 +14,9 @@ _base_ = [
     './swinv2_optim.py',
 ]
 custom_imports = dict(imports=['swinv2_mm'], allow_failed_imports=False)
+# swinv2_mm's runner also under the toolboxes' own tools/train.py and test.py: checkpoints are
+# read without running code from them and written atomically (docs/trust.md)
+runner_type = 'SafeCheckpointRunner'
 
 image_size = 192
 mask_patch_size = 32

@@ -9,6 +9,9 @@ _base_ = [
 # scores as float32 islands under --amp (README: Mixed precision)
 custom_imports = dict(imports=['swinv2_mm', 'swinv2_mm.amp.mmaction_heads'],
                       allow_failed_imports=False)
+# swinv2_mm's runner also under the toolboxes' own tools/train.py and test.py: checkpoints are
+# read without running code from them and written atomically (docs/trust.md)
+runner_type = 'SafeCheckpointRunner'
 
 model = dict(
     backbone=dict(

@@ -8,23 +8,27 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from .files import CheckpointFileError, load_checkpoint_file
+from .files import CheckpointFileError, load_any_checkpoint, load_checkpoint_file
 from .convert import convert_state_dict, unwrap_state_dict
 from .inflate import inflate_2d_to_3d, needs_inflation
 
 _OUT_NORM = re.compile(r'^norm\d+\.')
 
 
+class CheckpointFitError(ValueError):
+    """A checkpoint whose weights do not fit the model they are loaded into."""
+
+
 def read_checkpoint(path: str, mmap: bool = False) -> Mapping:
     """Reads a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file or a URL, tensors only.
 
-    Local pickles are read with torch's weights-only unpickler: loading weights never runs
-    code (see ``swinv2_mm.checkpoint.files``). ``mmap`` maps a local zip-format file
-    instead of reading it, so only the tensors used are paged in (for inspection).
+    Pickles, local or remote, are read with torch's weights-only unpickler and their contents
+    checked: loading weights never runs code (see ``swinv2_mm.checkpoint.files``). ``mmap``
+    maps a local zip-format file instead of reading it, so only the tensors used are paged
+    in (for inspection).
     """
     if '://' in path:
-        from mmengine.runner.checkpoint import CheckpointLoader
-        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        return load_any_checkpoint(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint: {path!r} does not exist; check init_cfg.checkpoint '
                                 f'(or the path given on the command line)')
@@ -43,7 +47,7 @@ def _shape(t: Optional[torch.Tensor]) -> str:
 
 
 def check_fits(model_sd: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor]) -> None:
-    """Raises ValueError naming the first key whose presence or shape differs.
+    """Raises CheckpointFitError naming the first key whose presence or shape differs.
 
     Output norms ``norm{i}`` may be absent on either side: ImageNet checkpoints hold only
     the last one, and a model need not output every stage.
@@ -54,10 +58,44 @@ def check_fits(model_sd: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tens
         if (a is None or b is None) and _OUT_NORM.match(key):
             continue
         if a is None or b is None or a.shape != b.shape:
-            raise ValueError(
+            raise CheckpointFitError(
                 f'checkpoint does not fit this architecture: {key} is {_shape(a)} in the '
                 f'checkpoint but {_shape(b)} in the model (check arch, depths, num_heads, '
                 f'in_channels and patch_size)')
+
+
+def revise_keys(state: Mapping, revisions) -> dict:
+    """``state`` with each key rewritten by every ``(pattern, replacement)`` in turn
+    (mmengine's ``revise_keys``)."""
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in revisions:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
+
+
+def check_model_fits(model: nn.Module, state: Mapping, source: str, ignore=()) -> None:
+    """Raises CheckpointFitError naming the first weight whose shape differs between
+    ``state`` and ``model``, unless it matches a regular expression of ``ignore`` (kept
+    initialised), and when ``state`` holds none of the model's weights at all."""
+    model_sd = model.state_dict()
+    common = [key for key in model_sd if key in state]
+    if model_sd and not common:
+        raise CheckpointFitError(
+            f"{source} holds none of this model's weights (its first keys: "
+            f"{list(state)[:3]}, the model's: {list(model_sd)[:3]}); a backbone-only file "
+            f"goes in model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...)")
+    for key in common:
+        theirs, ours = state[key], model_sd[key]
+        if getattr(theirs, 'shape', ours.shape) != ours.shape and \
+                not any(re.search(pattern, key) for pattern in ignore):
+            raise CheckpointFitError(
+                f'{source} does not fit this model: {key} is {tuple(theirs.shape)} in the '
+                f'checkpoint but {tuple(ours.shape)} in the model (another architecture, or '
+                f'another number of classes). To fine-tune from it with a new head on purpose, '
+                f'list the weights to leave initialised in the config: '
+                f'load_from_ignore=[{key.rsplit(".", 1)[0]!r}] (regular expressions)')
 
 
 def _natural_key(key: str):

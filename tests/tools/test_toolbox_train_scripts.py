@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from swinv2_mm.checkpoint.files import read_runner_checkpoint
 from tests.helpers import ROOT, run_tool, scalars
 
 DEMOS = os.path.join(ROOT, 'configs', 'demo')
@@ -94,8 +95,11 @@ def newest_run_records(work) -> list:
 
 
 def assert_trained(work, iters: int) -> list:
-    """A checkpoint of the last iteration, and a finite loss logged at every iteration."""
+    """A checkpoint of the last iteration that swinv2_mm's reader accepts as data (weights
+    only, contents checked), and a finite loss logged at every iteration."""
     assert (work / f'iter_{iters}.pth').is_file()
+    checkpoint = read_runner_checkpoint(str(work / f'iter_{iters}.pth'))
+    assert {'meta', 'state_dict', 'message_hub', 'optimizer'} <= set(checkpoint)
     records = scalars(work)
     losses = losses_by_step(records)
     assert sorted(losses) == list(range(1, iters + 1)), sorted(losses)
