@@ -15,6 +15,7 @@ from .engine import (FSDPRunner, MMFullyShard, OptimizerStateSizeHook, Preemptio
                      RandomStateHook, SafeCheckpointRunner, SkippedImagesHook,
                      StopOnNonFiniteLossHook, SwinV2LayerDecayConstructor,
                      TrimSupersededLogsHook, ZeroWhenDistributedConstructor)
+from .engine.hooks import SafeCheckpointHook
 from .models import SwinTransformerV2, VideoSwinTransformerV2
 from .simmim import NormalizedTargetL1Loss, SimMIMPicturesHook, SimMIMSwinTransformerV2
 
@@ -30,7 +31,8 @@ def register_all() -> None:
                           (RUNNERS, SafeCheckpointRunner), (HOOKS, RandomStateHook),
                           (HOOKS, TrimSupersededLogsHook), (HOOKS, StopOnNonFiniteLossHook),
                           (HOOKS, OptimizerStateSizeHook), (HOOKS, SkippedImagesHook),
-                          (HOOKS, PreemptionCheckpointHook), (MODEL_WRAPPERS, MMFullyShard),
+                          (HOOKS, PreemptionCheckpointHook), (HOOKS, SafeCheckpointHook),
+                          (MODEL_WRAPPERS, MMFullyShard),
                           (RUNNERS, FSDPRunner)):
         current = registry.module_dict.get(cls.__name__)
         if current is None or current.__module__.startswith('swinv2_mm.'):  # absent or ours

@@ -3,8 +3,10 @@ one of them provides cv2. These checks read the running venv's metadata and the 
 script's text: they fail when a distribution is installed unpinned or at another version,
 when a second cv2 provider appears, or when install.sh gains an unpinned pip install."""
 import importlib.metadata
+import os
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,11 +36,17 @@ def locked():
             for name, version in (entry.split('==') for entry in lock_entries())}
 
 
+def site_paths():
+    """The venv's own entries of sys.path: not the vendored folders (setuptools/_vendor)
+    that importing setuptools or pkg_resources puts on it."""
+    return [p for p in sys.path if '_vendor' not in os.path.normpath(p).split(os.sep)]
+
+
 def installed():
     """{canonical name: distribution} of the running venv, the first on sys.path winning (the
     one Python imports), less swinv2_mm itself (editable, from this clone)."""
     found = {}
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=site_paths()):
         found.setdefault(canonical(dist.metadata['Name']), dist)
     found.pop('swinv2-mm', None)
     return found
@@ -163,51 +171,50 @@ def fake_dist(site, name, version, files=(), write=True):
     (info / 'RECORD').write_text('\n'.join(record) + '\n')
 
 
-def run_planner(tmp_path, monkeypatch, capsys, lock, previous=None):
+def run_planner(tmp_path, lock, previous=None):
+    """The install script's planner in a fresh interpreter that sees only ``tmp_path/site``."""
     site = tmp_path / 'site'
-    real = importlib.metadata.distributions
-    monkeypatch.setattr(importlib.metadata, 'distributions', lambda: real(path=[str(site)]))
     (tmp_path / 'lock').write_text(lock)
     if previous is not None:
         (tmp_path / 'stamp').write_text(previous)
-    monkeypatch.setattr(sys, 'argv', ['-', str(tmp_path / 'lock'), str(tmp_path / 'stamp'),
-                                      CV2_PROVIDER])
-    exec(compile(planner_source(), 'install.sh:stack_state', 'exec'), {'__name__': '__main__'})
-    return capsys.readouterr().out.splitlines()
+    prelude = ('import importlib.metadata as m, sys\n'
+               'real = m.distributions\n'
+               f'm.distributions = lambda: real(path=[{str(site)!r}])\n')
+    out = subprocess.run([sys.executable, '-I', '-c', prelude + planner_source(),
+                          str(tmp_path / 'lock'), str(tmp_path / 'stamp'), CV2_PROVIDER],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
 
 
 CV2 = ['cv2/__init__.py', 'cv2/cv2.abi3.so']
 LOCKED = 'numpy==1.26.4\nopencv-contrib-python==4.11.0.86\nmmcv==2.1.0\n'
 
 
-def test_a_second_cv2_provider_is_removed_and_the_shared_files_reinstalled(
-        tmp_path, monkeypatch, capsys):
+def test_a_second_cv2_provider_is_removed_and_the_shared_files_reinstalled(tmp_path):
     site = tmp_path / 'site'
     fake_dist(site, 'numpy', '1.26.4', ['numpy/__init__.py'])
     fake_dist(site, 'opencv-contrib-python', '4.11.0.86', CV2 + ['cv2/contrib.py'])
     fake_dist(site, 'opencv-python', '4.11.0.86', CV2)  # installed last: its files won
     fake_dist(site, 'dropped', '0.1', ['dropped.py'])
     fake_dist(site, 'user-tool', '2.0', ['user_tool.py'])
-    out = run_planner(tmp_path, monkeypatch, capsys, LOCKED, previous=LOCKED + 'dropped==0.1\n')
+    out = run_planner(tmp_path, LOCKED, previous=LOCKED + 'dropped==0.1\n')
     assert out == ['reinstall opencv-contrib-python==4.11.0.86', 'uninstall dropped',
                    'uninstall opencv-python', 'extra user-tool==2.0']
 
 
-def test_a_provider_whose_files_went_with_another_is_reinstalled_on_the_next_run(
-        tmp_path, monkeypatch, capsys):
+def test_a_provider_whose_files_went_with_another_is_reinstalled_on_the_next_run(tmp_path):
     site = tmp_path / 'site'
     fake_dist(site, 'numpy', '1.26.4', ['numpy/__init__.py'])
     fake_dist(site, 'opencv-contrib-python', '4.11.0.86', CV2 + ['cv2/contrib.py'])
     (site / 'cv2' / 'cv2.abi3.so').unlink()  # an earlier run stopped between the two steps
-    assert run_planner(tmp_path, monkeypatch, capsys, LOCKED) == [
+    assert run_planner(tmp_path, LOCKED) == [
         'reinstall opencv-contrib-python==4.11.0.86']
 
 
 @pytest.mark.parametrize('other', ['opencv-python-headless', 'opencv-contrib-python-headless'])
-def test_any_other_cv2_provider_is_removed_and_a_missing_or_other_version_is_drift(
-        tmp_path, monkeypatch, capsys, other):
+def test_any_other_cv2_provider_is_removed_and_a_missing_or_other_version_is_drift(tmp_path, other):
     site = tmp_path / 'site'
     fake_dist(site, 'numpy', '2.0.0', ['numpy/__init__.py'])
     fake_dist(site, other, '4.12.0.88', CV2)
-    out = run_planner(tmp_path, monkeypatch, capsys, LOCKED)
+    out = run_planner(tmp_path, LOCKED)
     assert out == ['drift numpy', 'drift opencv-contrib-python', f'uninstall {other}']

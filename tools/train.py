@@ -1,10 +1,16 @@
 """Trains a detection, segmentation or video config (mmdet / mmseg / mmaction2 scope).
 
     python tools/train.py configs/cascade_swinv2_g_coco.py [--work-dir DIR] [--amp] [--resume]
+
+SIGTERM or Ctrl-C stops training after the iteration in progress (or the validation batch in
+progress), saves it and exits with status 0, leaving WORK_DIR/preempted.json (the iteration and
+the checkpoint) until the next run in that work dir starts; --resume continues. A second signal,
+2 s or more after the first, aborts at once without that checkpoint.
 """
 import argparse
 import os
 
+from swinv2_mm.checkpoint import CheckpointFileError, CheckpointFitError
 from swinv2_mm.cli.args import add_common_args
 from swinv2_mm.cli.checkpoints import check_checkpoint_paths, set_resume
 from swinv2_mm.cli.config import load_config
@@ -55,7 +61,10 @@ def main():
         runner = build_runner(cfg)
     except ConfigError as err:  # a backbone argument: the message names it and the fix
         raise SystemExit(f'error: {err}')
-    runner.train()
+    try:
+        runner.train()
+    except (CheckpointFileError, CheckpointFitError) as err:  # read once the model is built
+        raise SystemExit(f'error: {err}')
     finish_distributed()
 
 

@@ -4,6 +4,7 @@ from typing import Union
 
 import torch
 from mmengine.device import get_device
+from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from ..models.options import ConfigError
@@ -41,8 +42,10 @@ class AutocastOptimWrapper(AmpOptimWrapper):
 
     The forward pass runs under ``torch.autocast(device, dtype)``. float16 gets a dynamic
     (or fixed: a number) loss scale whose state goes into checkpoints, so that a resumed run
-    continues with it; bfloat16 needs none. Backward, step, gradient clipping and state
-    dict are ``AmpOptimWrapper``'s.
+    continues with it; bfloat16 needs none. A checkpoint resumes across precisions (logged):
+    one trained without a loss scale (bfloat16, float32) starts float16's afresh, and
+    bfloat16 leaves a float16 checkpoint's scale unused. Backward, step, gradient clipping
+    and the state it saves are ``AmpOptimWrapper``'s.
 
     Args:
         dtype: ``'bfloat16'`` (the default) or ``'float16'``.
@@ -64,3 +67,20 @@ class AutocastOptimWrapper(AmpOptimWrapper):
         with OptimWrapper.optim_context(self, model), \
                 torch.autocast(self.device_type, dtype=self.cast_dtype):
             yield
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """The optimizer's state, and the loss scale where both the checkpoint and this
+        wrapper have one (``GradScaler`` refuses the empty state of a disabled scaler)."""
+        state_dict = dict(state_dict)
+        saved = state_dict.pop('loss_scaler', None)
+        if self.loss_scaler.is_enabled() and saved:
+            self.loss_scaler.load_state_dict(saved)
+        elif self.loss_scaler.is_enabled():
+            print_log(f'resume: the checkpoint holds no float16 loss scale (trained in bfloat16 '
+                      f'or float32): float16 training starts with a fresh one, scale '
+                      f'{self.loss_scaler.get_scale()}', logger='current')
+        elif saved:
+            print_log(f"resume: the checkpoint's float16 loss scale ({saved.get('scale')}) is "
+                      f"not used: {str(self.cast_dtype).replace('torch.', '')} needs none",
+                      logger='current')
+        super().load_state_dict(state_dict)

@@ -48,6 +48,11 @@ def restart_count() -> int:
     return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
 
 
+def launched_by_torchrun() -> bool:
+    """Whether this process is a worker that torchrun started (and may restart)."""
+    return 'TORCHELASTIC_RESTART_COUNT' in os.environ
+
+
 def init_attempt_process_group(cfg: Config) -> None:
     """Creates the default process group of a torchrun worker as mmengine's pytorch launcher
     would, but under a store prefix of its own attempt (so mmengine, finding the group,

@@ -7,10 +7,13 @@ Switch it on in a config (or with ``--cfg-options model_wrapper_cfg.type=MMFully
     runner_type = 'FSDPRunner'  # set by the tools when the wrapper is asked for
 
 Checkpoints hold the full (gathered) model and optimizer state, keyed by parameter name:
-one process loads them for evaluation, and ``--resume`` shards both again.
+one process loads them for evaluation, and ``--resume`` shards both again. Every rank reads
+the checkpoint memory-mapped, so no rank copies the whole file into its memory. A DDP or
+single-process checkpoint (optimizer state keyed by position) resumes sharded, and a
+gathered FSDP checkpoint resumes unsharded.
 """
 import contextlib
-import re
+import zipfile
 from collections import OrderedDict
 
 import torch.nn as nn
@@ -18,7 +21,6 @@ from mmengine.device import get_device
 from mmengine.dist import all_gather_object, broadcast, get_world_size
 from mmengine.logging import print_log
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict,
                                                      set_model_state_dict,
@@ -28,6 +30,9 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.optim import ZeroRedundancyOptimizer
 from torch.distributed.tensor import DTensor
 
+from ..checkpoint.files import read_runner_checkpoint
+from ..checkpoint.loading import check_model_fits
+from ..checkpoint.loading import revise_keys as revise_keys_of
 from .runner import SafeCheckpointRunner
 
 WRAPPER = 'MMFullyShard'
@@ -115,11 +120,12 @@ def uses_fsdp(cfg) -> bool:
 
 def use_fsdp_runner(cfg) -> None:
     """For a config that asks for :class:`MMFullyShard`: :class:`FSDPRunner` (which gathers
-    checkpoints) unless another runner is named, and the plain optimizer constructor in place
-    of ZeRO-1's, whose sharding FSDP replaces."""
+    checkpoints) unless a runner other than ours is named, and the plain optimizer
+    constructor in place of ZeRO-1's, whose sharding FSDP replaces."""
     if not uses_fsdp(cfg):
         return
-    cfg.setdefault('runner_type', 'FSDPRunner')
+    if cfg.get('runner_type') in (None, 'SafeCheckpointRunner'):  # the shipped configs' runner
+        cfg.runner_type = 'FSDPRunner'
     optim = cfg.get('optim_wrapper') or {}
     if optim.get('constructor') == 'ZeroWhenDistributedConstructor':
         optim['constructor'] = optim.pop('base_constructor', 'DefaultOptimWrapperConstructor')
@@ -197,22 +203,30 @@ class FSDPRunner(SafeCheckpointRunner):
         finally:
             self._resuming = False
 
-    def load_checkpoint(self, filename: str, map_location=None, strict: bool = False,
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
                         revise_keys=((r'^module\.', ''),)):
         if self.sharded:
             checkpoint = self._load_sharded(filename, strict, revise_keys)
         else:
             checkpoint = super().load_checkpoint(filename, map_location, strict,
                                                  list(revise_keys))
+        optimizer_state = checkpoint.get('optimizer')
+        if self._resuming and optimizer_state and self.sharded and \
+                not is_gathered_optimizer_state(optimizer_state):
+            checkpoint['optimizer'] = optimizer_state_by_name(
+                optimizer_state, self.optim_wrapper.optimizer, self.model.module, filename)
         if self._resuming and is_gathered_optimizer_state(checkpoint.get('optimizer')):
             self._set_optimizer_state(checkpoint)
         return checkpoint
 
     def _load_sharded(self, filename: str, strict: bool, revise_keys):
-        """Every rank reads the full checkpoint and keeps its shards of the weights."""
-        checkpoint = _load_checkpoint(filename, map_location='cpu')
+        """Every rank maps the full checkpoint and keeps its shards of the weights (refused,
+        naming the first weight, where the shapes do not fit, as unsharded loading does)."""
+        checkpoint = read_checkpoint(filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        state = revised(checkpoint.get('state_dict', checkpoint), revise_keys)
+        state = revise_keys_of(checkpoint.get('state_dict', checkpoint), revise_keys)
+        check_model_fits(self.model.module, state, f'checkpoint {filename!r}',
+                         () if self._resume else self.cfg.get('load_from_ignore', ()))
         set_model_state_dict(self.model.module, state,
                              options=StateDictOptions(full_state_dict=True, strict=strict))
         self._has_loaded = True
@@ -221,12 +235,16 @@ class FSDPRunner(SafeCheckpointRunner):
 
     def _set_optimizer_state(self, checkpoint: dict) -> None:
         """Shards a gathered optimizer state into the optimizer; mmengine's resume then reloads
-        the optimizer's own state dict, a no-op."""
+        the optimizer's own state dict, a no-op, and the wrapper's own entries (the loss
+        scale) as saved."""
         model = self.model.module if hasattr(self.model, 'module') else self.model
         optimizer = self.optim_wrapper.optimizer
-        set_optimizer_state_dict(model, optimizer, checkpoint['optimizer'],
+        saved = dict(checkpoint['optimizer'])
+        wrapper_entries = {key: saved.pop(key) for key in list(saved)
+                           if key not in ('state', 'param_groups')}
+        set_optimizer_state_dict(model, optimizer, saved,
                                  options=StateDictOptions(full_state_dict=True))
-        checkpoint['optimizer'] = self.optim_wrapper.state_dict()
+        checkpoint['optimizer'] = dict(optimizer.state_dict(), **wrapper_entries)
 
 
 @contextlib.contextmanager
@@ -250,11 +268,32 @@ def is_gathered_optimizer_state(state) -> bool:
     return any(isinstance(p, str) for p in groups[0].get('params', ()))
 
 
-def revised(state: dict, revise_keys) -> dict:
-    """``state`` without mmengine's metadata, each key rewritten by ``(pattern, repl)``."""
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in revise_keys:
-            key = re.sub(pattern, repl, key)
-        out[key] = value
-    return out
+def read_checkpoint(filename: str) -> dict:
+    """A checkpoint for sharding, read as the runners read one (weights only, no executable
+    ``meta``): a local file memory-mapped (its tensors stay in the file, in the page cache the
+    ranks of a node share, until each rank copies its shards); a URL or a legacy (non-zip)
+    file read whole."""
+    mapped = '://' not in str(filename) and zipfile.is_zipfile(filename)
+    return read_runner_checkpoint(filename, map_location='cpu', mmap=mapped)
+
+
+def optimizer_state_by_name(state: dict, optimizer, module: nn.Module, filename: str) -> dict:
+    """An optimizer state keyed by parameter position (what a DDP or single-process run saves)
+    keyed by parameter name instead, as a gathered FSDP state is: position i is the i-th
+    parameter of ``optimizer``'s groups, which the same constructor over the same model lists
+    in the same order. A checkpoint whose groups do not have this optimizer's sizes is refused."""
+    groups, saved = optimizer.param_groups, state.get('param_groups', [])
+    sizes, saved_sizes = [len(g['params']) for g in groups], [len(g['params']) for g in saved]
+    if sizes != saved_sizes:
+        raise ValueError(
+            f'--resume {filename}: its optimizer state has parameter groups of {saved_sizes} '
+            f'parameters, this FSDP run\'s optimizer {sizes}: it was trained with another '
+            f'optimizer constructor or paramwise_cfg (use the same ones), or another model '
+            f'(start from its weights with load_from instead)')
+    names = {id(p): name for name, p in module.named_parameters()}
+    name_of = {position: names[id(p)] for group, saved_group in zip(groups, saved)
+               for position, p in zip(saved_group['params'], group['params'])}
+    by_name = dict(state)
+    by_name['state'] = {name_of[position]: value for position, value in state['state'].items()}
+    by_name['param_groups'] = [dict(g, params=[name_of[p] for p in g['params']]) for g in saved]
+    return by_name

@@ -3,6 +3,8 @@ checks that parse each file once."""
 import os
 from unittest import mock
 
+import torch
+
 from swinv2_mm.cli.config import load_config
 from swinv2_mm.cli.distributed import prepare_distributed
 from tests.helpers import ROOT
@@ -65,10 +67,11 @@ def test_a_restarted_worker_resumes_from_its_last_checkpoint(tmp_path, monkeypat
 
     assert resumed(1) == (False, None)  # failed before its first checkpoint: a fresh start
     assert resumed(1, 'first.pth') == (True, 'first.pth')  # as the first attempt did
-    (tmp_path / 'iter_2.pth').write_bytes(b'')
+    torch.save({'state_dict': {}}, tmp_path / 'iter_2.pth')
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
-    assert resumed(1) == (True, None)  # mmengine resumes from the work dir's latest
-    assert resumed(1, 'first.pth') == (True, None)
+    latest = str(tmp_path / 'iter_2.pth')
+    assert resumed(1) == (True, latest)  # the work dir's latest checkpoint
+    assert resumed(1, 'first.pth') == (True, latest)
     assert resumed(0) == (False, None)  # the first attempt resumes only when asked
 
 

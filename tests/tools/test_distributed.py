@@ -1,4 +1,5 @@
-"""Two CPU processes through torchrun and mmengine's DDP, with and without ZeRO-1."""
+"""Two CPU processes through torchrun and mmengine's DDP, with and without ZeRO-1, stage 0 of the
+backbone frozen."""
 import os
 import re
 import socket
@@ -6,7 +7,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from swinv2_mm.checkpoint.files import load_checkpoint_file
 from tests.helpers import ROOT, run_tool, scalars
 
 DEMO = os.path.join(ROOT, 'configs', 'demo', 'cascade_swinv2_shapes_demo.py')
@@ -31,11 +34,18 @@ def torchrun(work, env, *extra):
     return run_tool(args, dict(env, OMP_NUM_THREADS='1'), str(work.parent))
 
 
+# frozen parameters get no gradient: DDP must leave them out of its reducer (no "unused
+# parameters" error); a checkpoint of every iteration shows which weights moved
+FROZEN = ['model.backbone.frozen_stages=1', 'default_hooks.checkpoint.interval=1',
+          'default_hooks.checkpoint.max_keep_ckpts=-1']
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory, env):
     plain, zero = tmp_path_factory.mktemp('ddp'), tmp_path_factory.mktemp('ddp_zero')
-    out_plain = torchrun(plain, env)
-    out_zero = torchrun(zero, env, 'optim_wrapper.constructor=ZeroWhenDistributedConstructor')
+    out_plain = torchrun(plain, env, *FROZEN)
+    out_zero = torchrun(zero, env, *FROZEN,
+                        'optim_wrapper.constructor=ZeroWhenDistributedConstructor')
     return dict(plain=(plain, out_plain), zero=(zero, out_zero))
 
 
@@ -46,6 +56,17 @@ def test_both_runs_finish_and_agree_at_the_first_iteration(runs):
         assert len(losses) == ITERS and os.path.exists(work / f'iter_{ITERS}.pth')
         first[name] = losses[0]
     assert first['plain'] == pytest.approx(first['zero'], rel=1e-5)
+
+
+@pytest.mark.parametrize('name', ['plain', 'zero'])
+def test_frozen_stages_stay_as_initialised_and_the_rest_trains(runs, name):
+    work = runs[name][0]
+    first, last = (load_checkpoint_file(str(work / f'iter_{i}.pth'))['state_dict']
+                   for i in (1, ITERS))
+    frozen = [k for k in first if k.startswith(('backbone.patch_embed.', 'backbone.stages.0.'))]
+    trained = [k for k in first if k.startswith('backbone.stages.1.') and k.endswith('weight')]
+    assert frozen and all(torch.equal(first[k], last[k]) for k in frozen)
+    assert trained and not any(torch.equal(first[k], last[k]) for k in trained)
 
 
 def state_mib_per_rank(out):

@@ -1,5 +1,7 @@
 """FSDP (ZeRO-3, torch's fully_shard) on two CPU processes against mmengine's DDP, its gathered
-checkpoint evaluated by one process, and a resume of its sharded optimizer state."""
+checkpoint evaluated by one process, and a resume of its sharded optimizer state; a DDP
+checkpoint resumed sharded (read memory-mapped) and an FSDP one resumed by one process."""
+import json
 import os
 import re
 
@@ -7,7 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from swinv2_mm.engine.fsdp import is_gathered_optimizer_state, use_fsdp_runner
+from swinv2_mm.engine.fsdp import (is_gathered_optimizer_state, optimizer_state_by_name,
+                                   use_fsdp_runner)
 from tests.helpers import ROOT, run_tool, scalars
 from tests.tools.test_distributed import free_port
 
@@ -81,6 +84,95 @@ def test_resume_restores_the_sharded_optimizer_state(runs, env):
                        weights_only=False)['optimizer']['state']
     steps = {float(s['step']) for s in state.values()}
     assert steps == {ITERS + 1.0}  # AdamW went on counting: its moments were restored
+
+
+# torch.load as every process of a run calls it, and where the tensors it returned lie: inside a
+# memory mapping of the file (/proc/self/maps) or in the process's own memory
+LOAD_SPY = """
+import inspect, json, os
+import torch
+
+_load = torch.load
+
+
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors(value)
+
+
+def _spied(f, *args, **kwargs):
+    out = _load(f, *args, **kwargs)
+    if isinstance(f, (str, os.PathLike)):
+        path = os.path.realpath(str(f))
+        with open('/proc/self/maps') as maps:
+            spans = [[int(a, 16) for a in line.split()[0].split('-')] for line in maps
+                     if line.rstrip().endswith(path)]
+        tensors = [t for t in _tensors(out) if t.numel()]
+        mapped = sum(any(lo <= t.data_ptr() < hi for lo, hi in spans) for t in tensors)
+        record = dict(path=path, rank=os.environ.get('RANK'), mmap=kwargs.get('mmap', False),
+                      tensors=len(tensors), mapped=mapped,
+                      callers=[frame.function for frame in inspect.stack(0)[1:]])
+        with open(os.path.join(os.environ['LOAD_SPY'], f'{os.getpid()}.jsonl'), 'a') as log:
+            log.write(json.dumps(record) + '\\n')
+    return out
+
+
+torch.load = _spied
+"""
+
+
+def test_a_ddp_checkpoint_resumes_sharded_and_every_rank_maps_it(runs, env, tmp_path):
+    spy, work = tmp_path / 'spy', tmp_path / 'work'
+    spy.mkdir()
+    (spy / 'sitecustomize.py').write_text(LOAD_SPY)
+    checkpoint = runs['ddp'][0] / f'iter_{ITERS}.pth'
+    spied = dict(env, LOAD_SPY=str(spy),
+                 PYTHONPATH=os.pathsep.join(filter(None, [str(spy), env.get('PYTHONPATH')])))
+    out = torchrun(work, spied, *FSDP, f'train_cfg.max_iters={ITERS + 1}',
+                   'train_cfg.val_begin=100', flags=['--resume', str(checkpoint)])
+    assert f'resumed epoch: 0, iter: {ITERS}' in out.stdout + out.stderr
+    state = torch.load(work / f'iter_{ITERS + 1}.pth', map_location='cpu',
+                       weights_only=False)['optimizer']['state']
+    assert {float(s['step']) for s in state.values()} == {ITERS + 1.0}  # DDP's AdamW moments
+    loads = [json.loads(line) for log in spy.glob('*.jsonl') for line in open(log)]
+    sharded = [r for r in loads if '_load_sharded' in r['callers']]
+    assert sorted(r['rank'] for r in sharded) == ['0', '1']
+    for record in sharded:  # every tensor of the checkpoint lies in a mapping of the file
+        assert record['path'] == os.path.realpath(checkpoint) and record['mmap']
+        assert record['tensors'] > 200 and record['mapped'] == record['tensors'], record
+
+
+def two_group_adamw(model):
+    return torch.optim.AdamW([dict(params=[model[0].weight, model[0].bias]),
+                              dict(params=[model[1].weight], weight_decay=0.0)])
+
+
+def test_a_positional_optimizer_state_is_keyed_by_name_in_the_optimizer_order():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1, bias=False))
+    optimizer = two_group_adamw(model)
+    model(torch.randn(4, 2)).sum().backward()
+    optimizer.step()
+    saved = optimizer.state_dict()  # what DDP's rank 0 writes: parameters 0, 1, 2
+    by_name = optimizer_state_by_name(saved, two_group_adamw(model), model, 'ddp.pth')
+    assert [g['params'] for g in by_name['param_groups']] == [['0.weight', '0.bias'],
+                                                              ['1.weight']]
+    assert by_name['param_groups'][1]['weight_decay'] == 0.0
+    assert by_name['state']['1.weight']['exp_avg'] is saved['state'][2]['exp_avg']
+    assert is_gathered_optimizer_state(by_name)
+
+
+def test_an_optimizer_state_of_other_groups_is_refused_naming_the_file():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1, bias=False))
+    saved = torch.optim.AdamW(model.parameters()).state_dict()  # one group of 3
+    with pytest.raises(ValueError, match=r"--resume ddp.pth: .* groups of \[3\] parameters, "
+                                         r"this FSDP run's optimizer \[2, 1\]"):
+        optimizer_state_by_name(saved, two_group_adamw(model), model, 'ddp.pth')
 
 
 def test_switch_sets_runner_and_plain_constructor():

@@ -1,5 +1,7 @@
-"""Preemption and worker failure: SIGTERM saves the iteration and stops every rank at it;
---resume, or a torchrun restart, continues with every iteration trained and logged once."""
+"""Preemption and worker failure: SIGTERM to the process group (data-loader workers
+included) saves the iteration and stops every rank at it, within torchrun's 30 s also during
+a validation; --resume, or a torchrun restart, continues with every iteration trained and
+logged once; a restart that would repeat the previous attempt stops."""
 import glob
 import json
 import os
@@ -11,7 +13,8 @@ import time
 import pytest
 import torch
 
-from swinv2_mm.engine.preemption import STOP_SIGNALS, PreemptionCheckpointHook
+from swinv2_mm.engine.preemption import PREEMPTED_MARKER
+from swinv2_mm.engine.work_dir import newest_readable_checkpoint
 from tests.helpers import ROOT, run_tool, scalars
 from tests.tools.test_distributed import DEMO as CASCADE
 from tests.tools.test_distributed import OPTIONS as CASCADE_OPTIONS
@@ -21,11 +24,15 @@ UPERNET = os.path.join(ROOT, 'configs', 'demo', 'upernet_swinv2_shapes_demo.py')
 ITERS = 8
 GENERATED = ('train_dataloader.dataset', 'val_dataloader.dataset', 'val_evaluator')
 SMALL = [f'{key}.generate.{count}' for key in GENERATED for count in ('num_train=8', 'num_val=2')]
+# two workers for each data loader, kept across epochs: what a signal to the group reaches
+WORKERS = [f'{loader}.{option}' for loader in ('train_dataloader', 'val_dataloader')
+           for option in ('num_workers=2', 'persistent_workers=True')]
 # 4 iterations an epoch for the epoch-based variant, the drop path drawing from torch
 OPTIONS = ['train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=2',
            'default_hooks.logger.interval=1', f'default_hooks.checkpoint.interval={ITERS}',
            'param_scheduler.0.end=2', 'randomness.seed=0', 'model.backbone.drop_path_rate=0.3'
-           ] + SMALL[:4]
+           ] + SMALL[:4] + WORKERS
+TORCHRUN_GRACE_S = 30  # torchrun's SIGTERM-to-SIGKILL time (TORCH_ELASTIC_SHUTDOWN_TIMEOUT)
 EPOCH_BASED = f"""_base_ = {UPERNET!r}
 train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=2, val_interval=2)
 train_dataloader = dict(sampler=dict(type='DefaultSampler', shuffle=True))
@@ -86,20 +93,32 @@ def finish(proc, timeout=300):
         return proc.returncode, f.read()
 
 
+def terminate_like_torchrun(proc, grace=TORCHRUN_GRACE_S):
+    """SIGTERM to the process group, SIGKILL ``grace`` seconds later if it has not exited;
+    returns the seconds it took to exit and whether the group was killed. Any process of the
+    group left after its leader exited (an orphaned data-loader worker) is an error."""
+    started = time.time()
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+        killed = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed = True
+    took = time.time() - started
+    time.sleep(0.5)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+        left = True
+    except ProcessLookupError:
+        left = False
+    assert not left, 'processes of the run outlived it'
+    return took, killed
+
+
 def weights(path):
     return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
-
-
-def test_the_signal_only_sets_a_flag_and_the_handlers_are_restored():
-    before = [signal.getsignal(sig) for sig in STOP_SIGNALS]
-    hook = PreemptionCheckpointHook()
-    hook.before_train(None)
-    try:
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert hook._requested
-    finally:
-        hook.after_train(None)
-    assert [signal.getsignal(sig) for sig in STOP_SIGNALS] == before
 
 
 @pytest.mark.parametrize('loop', ['iter', 'epoch'])
@@ -111,13 +130,15 @@ def test_sigterm_saves_the_iteration_and_resume_matches_an_uninterrupted_run(
     work = tmp_path / 'work'
     proc = start([sys.executable, '-W', 'ignore'] + train_cmd(cfg, work, OPTIONS), env, tmp_path)
     wait_for_step(work, 2, proc)
-    proc.send_signal(signal.SIGTERM)
+    took, killed = terminate_like_torchrun(proc)  # the workers get it too
     code, out = finish(proc)
-    assert code == 0, out[-3000:]
+    assert code == 0 and not killed and 'killed by signal' not in out, out[-3000:]
     stopped = max(losses(work))
     assert 2 <= stopped < ITERS and f'stopped after iteration {stopped};' in out
     assert open(work / 'last_checkpoint').read().strip() == str(work / f'iter_{stopped}.pth')
+    assert json.loads((work / PREEMPTED_MARKER).read_text())['iteration'] == stopped
     run_tool(train_cmd(cfg, work, OPTIONS) + ['--resume'], env, str(tmp_path))
+    assert not (work / PREEMPTED_MARKER).exists()  # the resumed run finished
     assert sorted(r['step'] for r in scalars(work) if 'loss' in r) == list(range(1, ITERS + 1))
     expected, resumed = losses(reference), losses(work)
     for step in range(1, ITERS + 1):
@@ -125,6 +146,36 @@ def test_sigterm_saves_the_iteration_and_resume_matches_an_uninterrupted_run(
     final = 'epoch_2.pth' if loop == 'epoch' else f'iter_{ITERS}.pth'
     for key, value in weights(reference / final).items():
         torch.testing.assert_close(weights(work / final)[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_sigterm_during_validation_then_sigkill_30s_later_leaves_a_resumable_run(env, tmp_path):
+    """torchrun's contract with a validation in progress (8 batches of 1 image at iteration 2
+    of 4): the validation ends after its current batch, iteration 2 is saved and the run exits
+    with 0 before the SIGKILL, its data-loader workers with it; that checkpoint is the one a
+    resume starts from (resuming after a cut validation: tests/engine/test_preemption.py)."""
+    cfg = config('iter', tmp_path)
+    cfg = (cfg[0], ['train_cfg.max_iters=4', 'train_cfg.val_interval=2'])
+    options = OPTIONS + ['val_dataloader.batch_size=1', 'val_dataloader.dataset.indices=8'] + [
+        f'{loader}.dataset.generate.num_val=8' for loader in ('train_dataloader', 'val_dataloader')]
+    work = tmp_path / 'work'
+    proc = start([sys.executable, '-W', 'ignore'] + train_cmd(cfg, work, options),
+                 dict(env, OMP_NUM_THREADS='1'), tmp_path)
+    deadline = time.time() + 240
+    while 'Iter(val) [1/8]' not in (tmp_path / 'output.txt').read_text():
+        assert proc.poll() is None and time.time() < deadline, 'no validation'
+        time.sleep(0.05)
+    took, killed = terminate_like_torchrun(proc)
+    code, out = finish(proc)
+    assert code == 0 and not killed, out[-3000:]
+    cut = [line for line in out.splitlines() if 'stop requested during the validation' in line]
+    assert len(cut) == 1 and 'at iteration 2: it ended after' in cut[0], out[-3000:]
+    assert int(cut[0].split('ended after ')[1].split()[0]) < 8
+    assert open(work / 'last_checkpoint').read() == str(work / 'iter_2.pth')
+    assert json.loads((work / PREEMPTED_MARKER).read_text())['iteration'] == 2
+    print(f'validation stopped and saved {took:.1f} s after SIGTERM')
+    assert newest_readable_checkpoint(str(work)) == str(work / 'iter_2.pth')
+    assert torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=False
+                      )['meta']['iter'] == 2
 
 
 def dist_train(work, env, *options, restarts=0):
@@ -179,7 +230,7 @@ def test_a_killed_worker_is_restarted_and_resumes_from_the_last_checkpoint(env, 
     code, out = finish(proc)
     assert code == 0, out[-3000:]
     assert out.count('restart 1 by torchrun: resuming from the last checkpoint') == 2, out[-3000:]
-    assert 'Auto resumed from the latest checkpoint' in out and 'iter_2.pth' in out
+    assert 'resumed epoch: 0, iter: 2' in out and 'iter_2.pth' in out
     for log in ('scalars.json', '2*.json'):  # the visualizer's and the json log mmdet reads
         steps = [json.loads(line)['step'] for path in glob.glob(str(work / '*/vis_data' / log))
                  for line in open(path) if '"loss"' in line]
@@ -189,3 +240,72 @@ def test_a_killed_worker_is_restarted_and_resumes_from_the_last_checkpoint(env, 
              if 'Iter(train) [3/' in line]
     assert len(third) == 2 and third[0] == third[1], third
     assert os.path.exists(work / f'iter_{DIST_ITERS}.pth')
+
+
+def torchrun_attempt(monkeypatch, attempt, rank=0):
+    monkeypatch.setenv('TORCHELASTIC_RESTART_COUNT', str(attempt))
+    monkeypatch.setenv('RANK', str(rank))
+
+
+def start_of(work, resume, monkeypatch, attempt):
+    """Where attempt ``attempt`` of a torchrun launch starts (set_resume, as tools/train.py
+    calls it), or the error that stops it."""
+    from mmengine.config import Config
+
+    from swinv2_mm.cli.checkpoints import set_resume
+    torchrun_attempt(monkeypatch, attempt)
+    cfg = Config(dict(work_dir=str(work)))
+    set_resume(cfg, resume)
+    return cfg.get('load_from') if cfg.get('resume') else None
+
+
+def save(path):
+    torch.save(dict(meta=dict(iter=1), state_dict=dict(w=torch.ones(4))), path)
+    (path.parent / 'last_checkpoint').write_text(str(path))
+
+
+def test_a_restart_that_would_repeat_the_previous_attempt_stops(tmp_path, monkeypatch):
+    """Attempt 0 starts fresh and writes iter_2.pth; attempt 1 resumes from it; attempt 1
+    fails before writing iter_4.pth, so attempt 2 would resume from iter_2.pth again and
+    repeat the failure at the same iteration: it stops, and so does attempt 3."""
+    work = tmp_path / 'work'
+    assert start_of(work, None, monkeypatch, 0) is None
+    save(work / 'iter_2.pth')
+    assert start_of(work, None, monkeypatch, 1) == str(work / 'iter_2.pth')
+    for attempt in (2, 3):
+        with pytest.raises(RuntimeError, match=rf'restart {attempt} by torchrun would start '
+                                               rf'from .*iter_2.pth, as restart {attempt - 1} '
+                                               rf'did, which failed before writing a newer'):
+            start_of(work, None, monkeypatch, attempt)
+    save(work / 'iter_4.pth')  # had attempt 2 got further, attempt 3 would go on from there
+    records = json.loads((work / 'torchrun_attempts.json').read_text())
+    records.pop('3')
+    (work / 'torchrun_attempts.json').write_text(json.dumps(records))
+    assert start_of(work, None, monkeypatch, 3) == str(work / 'iter_4.pth')
+
+
+def test_two_attempts_failing_before_the_first_checkpoint_stop(tmp_path, monkeypatch):
+    work = tmp_path / 'work'
+    assert start_of(work, 'auto', monkeypatch, 0) is None
+    with pytest.raises(RuntimeError, match='from the beginning .no checkpoint yet., as the '
+                                           'first attempt did'):
+        start_of(work, 'auto', monkeypatch, 1)
+
+
+def test_a_new_torchrun_launch_starts_a_new_record(tmp_path, monkeypatch):
+    """The first attempt of a launch replaces an earlier launch's record, which must not
+    decide this launch's restarts; only rank 0 writes it."""
+    work = tmp_path / 'work'
+    work.mkdir()
+    save(work / 'iter_2.pth')
+    (work / 'torchrun_attempts.json').write_text(json.dumps(
+        {'0': dict(start=None), '1': dict(start=None), '2': dict(start=None)}))
+    assert start_of(work, 'auto', monkeypatch, 0) == str(work / 'iter_2.pth')
+    records = json.loads((work / 'torchrun_attempts.json').read_text())
+    assert records == {'0': dict(start=str(work / 'iter_2.pth'))}
+    save(work / 'iter_4.pth')
+    assert start_of(work, 'auto', monkeypatch, 1) == str(work / 'iter_4.pth')
+    torchrun_attempt(monkeypatch, 2, rank=1)
+    from swinv2_mm.cli.checkpoints import record_attempt
+    record_attempt(str(work), None)
+    assert sorted(json.loads((work / 'torchrun_attempts.json').read_text())) == ['0', '1']

@@ -1,6 +1,8 @@
-"""Nothing lost: a run killed with SIGKILL resumes exactly; a non-finite loss stops training."""
+"""Nothing lost: a run killed with SIGKILL resumes exactly, also from a damaged work dir; a
+non-finite loss stops training."""
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,10 +32,16 @@ def losses_by_step(records):
 
 
 @pytest.fixture(scope='module')
-def reference(tmp_path_factory, env):
+def reference_run(tmp_path_factory, env):
+    """An uninterrupted run's work dir (iter_16.pth and iter_24.pth kept) and its losses."""
     work = tmp_path_factory.mktemp('reference')
     run_tool(train_cmd(work), env, str(work))
-    return losses_by_step(scalars(work))
+    return work, losses_by_step(scalars(work))
+
+
+@pytest.fixture
+def reference(reference_run):
+    return reference_run[1]
 
 
 def test_sigkill_then_resume_continues_exactly(reference, env, tmp_path):
@@ -74,3 +82,37 @@ def test_non_finite_loss_stops_training_with_the_iteration(env, tmp_path):
     stopped = int(message.split('at iteration ')[1].split(':')[0])
     saved = [int(p.split('_')[-1][:-4]) for p in glob.glob(str(tmp_path / 'work' / 'iter_*.pth'))]
     assert all(s < stopped for s in saved)  # nothing written after the loss went bad
+
+
+def test_resume_from_a_damaged_work_dir_falls_back_and_continues_exactly(reference_run, env,
+                                                                          tmp_path):
+    """The newest checkpoint truncated (a copy cut short), last_checkpoint empty (written in
+    place when the run died), the last line of the earlier run's scalars.json cut, and a
+    dead writer's temporary file: --resume falls back to iter_16.pth, saying so, and trains
+    iteration 17 (max_iters=17, the schedule unchanged) as the uninterrupted run did, each
+    iteration logged once."""
+    source, reference = reference_run
+    work = tmp_path / 'work'
+    shutil.copytree(source, work)
+    newest = work / f'iter_{ITERS}.pth'
+    newest.write_bytes(newest.read_bytes()[:newest.stat().st_size // 2])
+    (work / 'last_checkpoint').write_text('')
+    log, = glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))
+    text = open(log).read()
+    open(log, 'w').write(text[:-20])  # the last line cut short
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    stale = work / f'iter_{ITERS}.pth.tmp-{dead.pid}'
+    stale.write_bytes(b'half a checkpoint')
+    fallback, until = work / f'iter_{ITERS - EVERY}.pth', ITERS - EVERY + 1
+    out = run_tool(train_cmd(work) + [f'train_cfg.max_iters={until}', '--resume'], env,
+                   str(tmp_path))
+    said = out.stdout + out.stderr
+    assert f'{newest} cannot be resumed from' in said, said[-3000:]
+    assert f'resuming from {fallback} instead' in said
+    assert not stale.exists()
+    steps = [r['step'] for r in scalars(work) if 'loss' in r]
+    assert sorted(steps) == list(range(1, until + 1))
+    assert losses_by_step(scalars(work))[until] == pytest.approx(reference[until], rel=1e-5,
+                                                                  abs=1e-6)
+    assert open(work / 'last_checkpoint').read() == str(work / f'iter_{until}.pth')
